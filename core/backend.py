@@ -1,0 +1,570 @@
+"""The Backend protocol: primitive ops on opaque primitives, plus accelerated ops with defaults.
+
+Contract shared by every backend and decorator (the frontend in core/tensor.py relies on it):
+
+* A primitive is opaque. `shape(x)` and `dtype(x)` describe it.
+* Binary elementwise ops take two primitives of the SAME dtype whose shapes broadcast, or one
+  primitive and one Python scalar (int/float/bool) that is taken as a value of the primitive's
+  dtype. The frontend promotes and casts beforehand, so backends never see mixed dtypes.
+  Comparisons and logical ops return bool; the others return the operand dtype.
+* Axes arguments are already normalised (non-negative, sorted, unique tuples). Shapes are
+  tuples of ints. Index primitives are int64.
+* Ops never modify their inputs; every op returns a new primitive (which may be a view).
+* Required primitives raise UnsupportedError here; accelerated ops have default compositions
+  written only with primitives of `self`, so a decorator that does not override one (Autodiff,
+  say) gets the composition through its own primitives.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import dtype as dt
+from .dtype import DType
+from .errors import AutodiffError, UnsupportedError
+from .shape import contiguous_strides
+
+Prim = Any  # opaque primitive of a particular backend
+
+UNARY = ("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "abs", "sign",
+         "reciprocal", "floor", "ceil", "round", "logical_not", "bitwise_not")
+BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "floor_divide",
+          "bitwise_and", "bitwise_or", "bitwise_xor")
+COMPARE = ("eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor")
+REDUCE = ("sum", "max", "min")
+ARGREDUCE = ("argmax", "argmin")
+# Unary ops with a default composition that backends may override for speed or accuracy.
+UNARY_DEFAULTS = ("sigmoid", "relu", "log1p", "expm1", "tan", "trunc", "rsqrt", "silu",
+                  "isnan", "isinf")
+
+
+class Backend:
+    """Base class of base backends and decorators. See the module docstring for the contract."""
+
+    #: the decorated backend for decorators, None for base backends
+    inner: "Backend | None" = None
+
+    # ---------------------------------------------------------------- identity
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    __str__ = __repr__
+
+    def __eq__(self, other) -> bool:
+        return self is other or (isinstance(other, Backend) and str(self) == str(other))
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def base(self) -> "Backend":
+        """The base backend at the bottom of the stack."""
+        b = self
+        while b.inner is not None:
+            b = b.inner
+        return b
+
+    def device_name(self) -> str:
+        return self.base().device_name() if self.inner is not None else "cpu"
+
+    def supports(self, dtype: DType) -> bool:
+        """Whether tensors of `dtype` can live on this backend."""
+        return self.inner.supports(dtype) if self.inner is not None else True
+
+    def limits(self) -> dict:
+        """Device limits worth knowing (max buffer size, workgroup sizes ...)."""
+        return self.inner.limits() if self.inner is not None else {}
+
+    def _unsupported(self, op: str):
+        raise UnsupportedError(f"{self} does not implement the required primitive '{op}'; "
+                               f"run `python -m strata.testing \"{self}\"` to see what is missing")
+
+    # ---------------------------------------------------------------- description
+    def shape(self, x: Prim) -> tuple:
+        self._unsupported("shape")
+
+    def dtype(self, x: Prim) -> DType:
+        self._unsupported("dtype")
+
+    def is_primitive(self, x: Any) -> bool:
+        """Whether x is a primitive of this backend (used to catch mixed stacks)."""
+        self._unsupported("is_primitive")
+
+    # ---------------------------------------------------------------- transfer and creation
+    def from_numpy(self, a: np.ndarray, dtype: DType) -> Prim:
+        """A primitive holding `a` (whose dtype is already `dtype.np`)."""
+        self._unsupported("from_numpy")
+
+    def to_numpy(self, x: Prim) -> np.ndarray:
+        self._unsupported("to_numpy")
+
+    def full(self, shape: tuple, value, dtype: DType) -> Prim:
+        self._unsupported("full")
+
+    def arange(self, start, step, n: int, dtype: DType) -> Prim:
+        """n values start + i * step (computed in float64/int64, then stored as dtype)."""
+        self._unsupported("arange")
+
+    def random_uniform(self, shape: tuple, seed: int, offset: int, dtype: DType) -> Prim:
+        """Uniform [0, 1) floats from Philox4x32-10 as specified in core/philox.py."""
+        self._unsupported("random_uniform")
+
+    def random_normal(self, shape: tuple, seed: int, offset: int, dtype: DType) -> Prim:
+        """Standard normals from Philox4x32-10 + Box-Muller as specified in core/philox.py."""
+        self._unsupported("random_normal")
+
+    def cast(self, x: Prim, dtype: DType) -> Prim:
+        """Float -> int truncates toward zero; anything -> bool is (x != 0); bool -> 0/1."""
+        self._unsupported("cast")
+
+    def from_dlpack(self, obj) -> Prim:
+        """A primitive from any DLPack producer (zero-copy where the backend can)."""
+        a = np.from_dlpack(obj)
+        from .dtype import from_numpy as _dt
+        return self.from_numpy(a, _dt(a.dtype))
+
+    def to_dlpack(self, x: Prim, stream=None):
+        return self.to_numpy(x).__dlpack__()
+
+    def dlpack_device(self, x: Prim):
+        return (1, 0)  # kDLCPU: device backends that share memory override this
+
+    def sync(self) -> None:
+        """Wait until all queued work has finished."""
+        if self.inner is not None:
+            self.inner.sync()
+
+    # ---------------------------------------------------------------- elementwise
+    # Unary (same dtype out; logical_not -> bool). round is half-to-even like torch.round.
+    def neg(self, x): self._unsupported("neg")
+    def exp(self, x): self._unsupported("exp")
+    def log(self, x): self._unsupported("log")
+    def sqrt(self, x): self._unsupported("sqrt")
+    def sin(self, x): self._unsupported("sin")
+    def cos(self, x): self._unsupported("cos")
+    def tanh(self, x): self._unsupported("tanh")
+    def erf(self, x): self._unsupported("erf")
+    def abs(self, x): self._unsupported("abs")
+    def sign(self, x): self._unsupported("sign")
+    def reciprocal(self, x): self._unsupported("reciprocal")
+    def floor(self, x): self._unsupported("floor")
+    def ceil(self, x): self._unsupported("ceil")
+    def round(self, x): self._unsupported("round")
+    def logical_not(self, x): self._unsupported("logical_not")
+    def bitwise_not(self, x): self._unsupported("bitwise_not")
+
+    # Binary. div is true division on floats; remainder and floor_divide follow Python's
+    # floor semantics (sign of the divisor) like torch; maximum/minimum propagate NaN.
+    def add(self, a, b): self._unsupported("add")
+    def sub(self, a, b): self._unsupported("sub")
+    def mul(self, a, b): self._unsupported("mul")
+    def div(self, a, b): self._unsupported("div")
+    def pow(self, a, b): self._unsupported("pow")
+    def maximum(self, a, b): self._unsupported("maximum")
+    def minimum(self, a, b): self._unsupported("minimum")
+    def remainder(self, a, b): self._unsupported("remainder")
+    def floor_divide(self, a, b): self._unsupported("floor_divide")
+    def bitwise_and(self, a, b): self._unsupported("bitwise_and")
+    def bitwise_or(self, a, b): self._unsupported("bitwise_or")
+    def bitwise_xor(self, a, b): self._unsupported("bitwise_xor")
+    # -> bool
+    def eq(self, a, b): self._unsupported("eq")
+    def ne(self, a, b): self._unsupported("ne")
+    def lt(self, a, b): self._unsupported("lt")
+    def le(self, a, b): self._unsupported("le")
+    def gt(self, a, b): self._unsupported("gt")
+    def ge(self, a, b): self._unsupported("ge")
+    def logical_and(self, a, b): self._unsupported("logical_and")
+    def logical_or(self, a, b): self._unsupported("logical_or")
+    def logical_xor(self, a, b): self._unsupported("logical_xor")
+
+    def where(self, cond, a, b):
+        """cond: bool primitive; a, b: primitives of one dtype or scalars; all broadcast."""
+        self._unsupported("where")
+
+    # ---------------------------------------------------------------- reductions
+    # axes: normalised tuple (may be empty: then the op returns x unchanged in value).
+    # sum keeps the dtype (the frontend casts ints/bools to int64 first, like torch).
+    def sum(self, x, axes: tuple, keepdims: bool): self._unsupported("sum")
+    def max(self, x, axes: tuple, keepdims: bool): self._unsupported("max")
+    def min(self, x, axes: tuple, keepdims: bool): self._unsupported("min")
+
+    # One axis; int64 result; ties give the first index; NaN counts as the extreme (torch).
+    def argmax(self, x, axis: int, keepdims: bool): self._unsupported("argmax")
+    def argmin(self, x, axis: int, keepdims: bool): self._unsupported("argmin")
+
+    # ---------------------------------------------------------------- movement
+    def reshape(self, x, shape: tuple):
+        """Same numel; a view where the layout allows."""
+        self._unsupported("reshape")
+
+    def permute(self, x, dims: tuple): self._unsupported("permute")
+
+    def expand(self, x, shape: tuple):
+        """Broadcast view: same ndim as x; only size-1 dims grow."""
+        self._unsupported("expand")
+
+    def slice(self, x, starts: tuple, stops: tuple, steps: tuple):
+        """Per-dim strided slice, already clamped: 0 <= start, stop <= size, step >= 1."""
+        self._unsupported("slice")
+
+    def pad(self, x, pads: tuple, value):
+        """Constant pad; pads is one (before, after) pair of non-negative ints per dim."""
+        self._unsupported("pad")
+
+    def cat(self, xs: Sequence, axis: int): self._unsupported("cat")
+    def flip(self, x, axes: tuple): self._unsupported("flip")
+
+    # ---------------------------------------------------------------- indexing
+    def gather(self, x, axis: int, index):
+        """torch.gather: index (int64) has x's ndim; out[i][j] = x[i][index[i][j]] along axis.
+        Indices are in range (the frontend checks user-given indices)."""
+        self._unsupported("gather")
+
+    def scatter_add(self, x, axis: int, index, src):
+        """x with src added at index along axis (torch.scatter_add, out of place)."""
+        self._unsupported("scatter_add")
+
+    # ---------------------------------------------------------------- linear algebra
+    def matmul(self, a, b):
+        """a (..., n, k) @ b (..., k, m); both at least 2-D, batch dims broadcast."""
+        self._unsupported("matmul")
+
+    # ================================================================ accelerated ops (defaults)
+    def sigmoid(self, x):
+        # 1 / (1 + exp(-x)) overflows to inf for very negative x, which still gives 0 correctly
+        return self.reciprocal(self.add(self.exp(self.neg(x)), 1.0))
+
+    def relu(self, x):
+        return self.maximum(x, 0)
+
+    def log1p(self, x):
+        return self.log(self.add(x, 1.0))
+
+    def expm1(self, x):
+        return self.sub(self.exp(x), 1.0)
+
+    def tan(self, x):
+        return self.div(self.sin(x), self.cos(x))
+
+    def trunc(self, x):
+        return self.where(self.lt(x, 0.0), self.ceil(x), self.floor(x))
+
+    def rsqrt(self, x):
+        return self.reciprocal(self.sqrt(x))
+
+    def silu(self, x):
+        return self.mul(x, self.sigmoid(x))
+
+    def isnan(self, x):
+        return self.ne(x, x)
+
+    def isinf(self, x):
+        return self.eq(self.abs(x), math.inf)
+
+    def gelu(self, x, approximate: str = "none"):
+        if approximate == "tanh":
+            inner = self.mul(self.add(x, self.mul(self.mul(self.mul(x, x), x), 0.044715)),
+                             math.sqrt(2.0 / math.pi))
+            return self.mul(self.mul(x, 0.5), self.add(self.tanh(inner), 1.0))
+        return self.mul(self.mul(x, 0.5), self.add(self.erf(self.mul(x, 1.0 / math.sqrt(2.0))), 1.0))
+
+    def masked_fill(self, x, mask, value):
+        """mask: bool primitive broadcastable to x; value: a scalar."""
+        return self.where(mask, value, x)
+
+    def prod(self, x, axes: tuple, keepdims: bool):
+        for ax in reversed(axes):
+            x = self._prod_axis(x, ax)
+        if not keepdims:
+            shp = self.shape(x)
+            x = self.reshape(x, tuple(s for i, s in enumerate(shp) if i not in axes))
+        return x
+
+    def _prod_axis(self, x, axis):
+        # pairwise tree: multiply the two halves until one element is left (log n primitive ops)
+        shp = list(self.shape(x))
+        while shp[axis] > 1:
+            n = shp[axis]
+            if n % 2:
+                pads = tuple((0, 1) if i == axis else (0, 0) for i in range(len(shp)))
+                x = self.pad(x, pads, 1)
+                n += 1
+                shp[axis] = n
+            starts = [0] * len(shp)
+            stops = list(shp)
+            steps = [1] * len(shp)
+            stops[axis] = n // 2
+            lo = self.slice(x, tuple(starts), tuple(stops), tuple(steps))
+            starts[axis], stops[axis] = n // 2, n
+            hi = self.slice(x, tuple(starts), tuple(stops), tuple(steps))
+            x = self.mul(lo, hi)
+            shp[axis] = n // 2
+        if shp[axis] == 0:
+            shp[axis] = 1
+            x = self.full(tuple(shp), 1, self.dtype(x))
+        return x
+
+    def cumsum(self, x, axis: int):
+        return self._scan(x, axis, self.add, 0)
+
+    def cumprod(self, x, axis: int):
+        return self._scan(x, axis, self.mul, 1)
+
+    def _scan(self, x, axis, op, identity):
+        # Hillis-Steele scan: log2(n) shifted combines
+        shp = self.shape(x)
+        n = shp[axis]
+        shift = 1
+        nd = len(shp)
+        while shift < n:
+            pads = tuple((shift, 0) if i == axis else (0, 0) for i in range(nd))
+            shifted = self.pad(x, pads, identity)
+            stops = tuple(n if i == axis else s for i, s in enumerate(shp))
+            shifted = self.slice(shifted, (0,) * nd, stops, (1,) * nd)
+            x = op(x, shifted)
+            shift *= 2
+        return x
+
+    def index_select(self, x, axis: int, index):
+        """x indexed along axis by a 1-D int64 index."""
+        shp = self.shape(x)
+        n = self.shape(index)[0]
+        ishape = tuple(n if i == axis else 1 for i in range(len(shp)))
+        idx = self.reshape(index, ishape)
+        idx = self.expand(idx, tuple(n if i == axis else s for i, s in enumerate(shp)))
+        return self.gather(x, axis, idx)
+
+    def scatter(self, x, axis: int, index, src):
+        """torch.scatter (out of place); with duplicate indices which value wins is unspecified."""
+        zeros = self.full(self.shape(x), 0, self.dtype(x))
+        ones = self.full(self.shape(src), 1, dt.int32 if self.supports(dt.int32) else self.dtype(x))
+        hit = self.gt(self.scatter_add(self.full(self.shape(x), 0, self.dtype(ones)), axis, index, ones), 0)
+        return self.where(hit, self.scatter_add(zeros, axis, index, src), x)
+
+    def softmax(self, x, axis: int):
+        e = self.exp(self.sub(x, self.max(x, (axis,), True)))
+        return self.div(e, self.sum(e, (axis,), True))
+
+    def log_softmax(self, x, axis: int):
+        shifted = self.sub(x, self.max(x, (axis,), True))
+        return self.sub(shifted, self.log(self.sum(self.exp(shifted), (axis,), True)))
+
+    def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):
+        """Normalise over the last `normalized_ndim` axes; weight/bias may be None."""
+        nd = len(self.shape(x))
+        axes = tuple(range(nd - normalized_ndim, nd))
+        n = 1
+        for a in axes:
+            n *= self.shape(x)[a]
+        mean = self.div(self.sum(x, axes, True), float(n))
+        xc = self.sub(x, mean)
+        var = self.div(self.sum(self.mul(xc, xc), axes, True), float(n))
+        y = self.mul(xc, self.rsqrt(self.add(var, eps)))
+        if weight is not None:
+            y = self.mul(y, weight)
+        if bias is not None:
+            y = self.add(y, bias)
+        return y
+
+    # -- convolution and pooling (NCHW). Defaults: im2col by strided slices + matmul.
+    def conv2d(self, x, w, stride: tuple, padding: tuple, dilation: tuple, groups: int):
+        """x (N, C, H, W), w (O, C/groups, kh, kw) -> (N, O, Ho, Wo); padding is symmetric per dim."""
+        N, C, H, W = self.shape(x)
+        O, Cg, kh, kw = self.shape(w)
+        sh, sw = stride
+        ph, pw = padding
+        dh, dw = dilation
+        if ph or pw:
+            x = self.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), 0)
+            H, W = H + 2 * ph, W + 2 * pw
+        Ho = (H - dh * (kh - 1) - 1) // sh + 1
+        Wo = (W - dw * (kw - 1) - 1) // sw + 1
+        cols = []
+        for i in range(kh):
+            for j in range(kw):
+                cols.append(self.slice(x, (0, 0, i * dh, j * dw),
+                                       (N, C, i * dh + (Ho - 1) * sh + 1, j * dw + (Wo - 1) * sw + 1),
+                                       (1, 1, sh, sw)))
+        # (kh*kw, N, C, Ho, Wo) -> (N, G, Cg*kh*kw, Ho*Wo) matched with w (G, O/G, Cg*kh*kw)
+        col = self.reshape(self.cat([self.reshape(c, (1, N, C, Ho, Wo)) for c in cols], 0),
+                           (kh * kw, N, groups, Cg, Ho * Wo))
+        col = self.reshape(self.permute(col, (1, 2, 3, 0, 4)), (N, groups, Cg * kh * kw, Ho * Wo))
+        wm = self.reshape(w, (1, groups, O // groups, Cg * kh * kw))
+        out = self.matmul(wm, col)  # (N, G, O/G, Ho*Wo)
+        return self.reshape(out, (N, O, Ho, Wo))
+
+    def conv_transpose2d(self, x, w, stride: tuple, padding: tuple, output_padding: tuple,
+                         dilation: tuple, groups: int):
+        """x (N, C, H, W), w (C, O/groups, kh, kw) -> (N, O, Ho, Wo), as torch.conv_transpose2d."""
+        N, C, H, W = self.shape(x)
+        _, Og, kh, kw = self.shape(w)
+        sh, sw = stride
+        ph, pw = padding
+        oph, opw = output_padding
+        dh, dw = dilation
+        # dilate the input by the stride, pad by dilation*(k-1)-padding, convolve with the
+        # flipped, transposed kernel
+        if sh > 1 or sw > 1:
+            z = self.full((N, C, (H - 1) * sh + 1, (W - 1) * sw + 1), 0, self.dtype(x))
+            x = self._interleave(x, z, sh, sw)
+        lo_h, lo_w = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+        hi_h, hi_w = lo_h + oph, lo_w + opw
+        x = self._pad_or_crop(x, ((0, 0), (0, 0), (lo_h, hi_h), (lo_w, hi_w)))
+        G = groups
+        wt = self.reshape(w, (G, C // G, Og, kh, kw))
+        wt = self.permute(wt, (0, 2, 1, 3, 4))
+        wt = self.flip(self.reshape(wt, (G * Og, C // G, kh, kw)), (2, 3))
+        return self.conv2d(x, wt, (1, 1), (0, 0), dilation, groups)
+
+    def _interleave(self, x, z, sh, sw):
+        # place x at every stride-th position of z (zeros): scatter through a strided pad
+        N, C, H, W = self.shape(x)
+        # build by padding each element: reshape to (..., H, 1, W, 1), pad to (sh, sw), crop
+        y = self.reshape(x, (N, C, H, 1, W, 1))
+        y = self.pad(y, ((0, 0), (0, 0), (0, 0), (0, sh - 1), (0, 0), (0, sw - 1)), 0)
+        y = self.reshape(y, (N, C, H * sh, W * sw))
+        Hz, Wz = self.shape(z)[2:]
+        return self.slice(y, (0, 0, 0, 0), (N, C, Hz, Wz), (1, 1, 1, 1))
+
+    def _pad_or_crop(self, x, pads):
+        shp = self.shape(x)
+        if any(lo < 0 or hi < 0 for lo, hi in pads):
+            starts = tuple(max(-lo, 0) for lo, _ in pads)
+            stops = tuple(s - max(-hi, 0) for s, (_, hi) in zip(shp, pads))
+            x = self.slice(x, starts, stops, (1,) * len(shp))
+        pos = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
+        if any(lo or hi for lo, hi in pos):
+            x = self.pad(x, pos, 0)
+        return x
+
+    def max_pool2d(self, x, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
+                   ceil_mode: bool):
+        """-> (values, indices); indices are flat positions in each (H, W) plane, like torch."""
+        N, C, H, W = self.shape(x)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+        Ho = _pool_out(H, kh, sh, ph, dh, ceil_mode)
+        Wo = _pool_out(W, kw, sw, pw, dw, ceil_mode)
+        need_h = (Ho - 1) * sh + dh * (kh - 1) + 1
+        need_w = (Wo - 1) * sw + dw * (kw - 1) + 1
+        fill = -math.inf if self.dtype(x).is_floating_point else _int_min(self.dtype(x))
+        xp = self.pad(x, ((0, 0), (0, 0), (ph, max(need_h - H - ph, 0)), (pw, max(need_w - W - pw, 0))), fill)
+        pos = self.arange(0, 1, H * W, dt.int64)
+        pos = self.pad(self.reshape(pos, (1, 1, H, W)),
+                       ((0, 0), (0, 0), (ph, max(need_h - H - ph, 0)), (pw, max(need_w - W - pw, 0))), -1)
+        wins, idxs = [], []
+        for i in range(kh):
+            for j in range(kw):
+                st = (0, 0, i * dh, j * dw)
+                sp = (N, C, i * dh + (Ho - 1) * sh + 1, j * dw + (Wo - 1) * sw + 1)
+                wins.append(self.reshape(self.slice(xp, st, sp, (1, 1, sh, sw)), (N, C, Ho, Wo, 1)))
+                sp1 = (1, 1) + sp[2:]
+                idxs.append(self.reshape(self.slice(pos, st, sp1, (1, 1, sh, sw)), (1, 1, Ho, Wo, 1)))
+        win = self.cat(wins, 4)
+        arg = self.argmax(win, 4, True)
+        vals = self.reshape(self.gather(win, 4, arg), (N, C, Ho, Wo))
+        pidx = self.expand(self.cat(idxs, 4), (N, C, Ho, Wo, kh * kw))
+        ind = self.reshape(self.gather(pidx, 4, arg), (N, C, Ho, Wo))
+        return vals, ind
+
+    def avg_pool2d(self, x, kernel: tuple, stride: tuple, padding: tuple, ceil_mode: bool,
+                   count_include_pad: bool, divisor_override=None):
+        N, C, H, W = self.shape(x)
+        (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+        Ho = _pool_out(H, kh, sh, ph, 1, ceil_mode)
+        Wo = _pool_out(W, kw, sw, pw, 1, ceil_mode)
+        need_h = (Ho - 1) * sh + kh
+        need_w = (Wo - 1) * sw + kw
+        pads = ((0, 0), (0, 0), (ph, max(need_h - H - ph, 0)), (pw, max(need_w - W - pw, 0)))
+        xp = self.pad(x, pads, 0)
+        total = None
+        for i in range(kh):
+            for j in range(kw):
+                s = self.slice(xp, (0, 0, i, j), (N, C, i + (Ho - 1) * sh + 1, j + (Wo - 1) * sw + 1),
+                               (1, 1, sh, sw))
+                total = s if total is None else self.add(total, s)
+        if divisor_override:
+            return self.div(total, float(divisor_override))
+        # divisor per window: count of positions inside the (padded if count_include_pad) input
+        cnt = _pool_counts(H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, count_include_pad)
+        return self.div(total, self.from_numpy(cnt.astype(self.dtype(x).np), self.dtype(x)))
+
+    # ================================================================ autodiff hooks
+    # Base backends record no graph. Autodiff overrides all of these.
+    def requires_grad(self, x) -> bool:
+        return False
+
+    def set_requires_grad(self, x, flag: bool):
+        if flag:
+            raise AutodiffError(_NO_AUTODIFF.format(stack=self, op="requires_grad"))
+        return x
+
+    def grad(self, x):
+        return None
+
+    def set_grad(self, x, g) -> None:
+        raise AutodiffError(_NO_AUTODIFF.format(stack=self, op="setting .grad"))
+
+    def is_leaf(self, x) -> bool:
+        return True
+
+    def grad_fn_name(self, x):
+        return None
+
+    def backward(self, root, grad, retain_graph: bool, create_graph: bool) -> None:
+        raise AutodiffError(_NO_AUTODIFF.format(stack=self, op="backward()"))
+
+    def autograd_grad(self, outputs, inputs, grad_outputs, retain_graph, create_graph,
+                      allow_unused):
+        raise AutodiffError(_NO_AUTODIFF.format(stack=self, op="strata.autograd.grad"))
+
+    def detach(self, x):
+        return x
+
+    def assign(self, dst, src):
+        """In-place update of a tensor's value: returns the primitive the tensor keeps.
+        Base backends rebind (functional); Autodiff keeps the leaf's identity and grad."""
+        return src
+
+
+_NO_AUTODIFF = ("{op} needs gradients, but the stack {stack} has no Autodiff layer: "
+                "build the backend as Autodiff({stack}) (or put Autodiff inside Fusion), "
+                "e.g. strata.backend(\"Autodiff({stack})\")")
+
+
+def _int_min(d: DType):
+    return int(np.iinfo(d.np).min) if d.kind == 1 else False
+
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    eff = d * (k - 1) + 1
+    num = size + 2 * p - eff
+    if num < 0:
+        from .errors import ShapeError
+        raise ShapeError(f"pool: input size {size} with padding {p} is smaller than the "
+                         f"kernel extent {eff}")
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    # torch: the last window must start inside the input or left padding
+    if ceil_mode and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def _pool_counts(H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, include_pad):
+    hs = np.arange(Ho) * sh - ph
+    ws = np.arange(Wo) * sw - pw
+    if include_pad:
+        # windows count padding but not the extra ceil_mode overhang past H + ph
+        he = np.minimum(hs + kh, H + ph)
+        we = np.minimum(ws + kw, W + pw)
+        ch = he - hs
+        cw = we - ws
+    else:
+        ch = np.minimum(hs + kh, H) - np.maximum(hs, 0)
+        cw = np.minimum(ws + kw, W) - np.maximum(ws, 0)
+    return (ch[:, None] * cw[None, :]).astype(np.float64)
+
+
+__all__ = ["Backend", "Prim", "UNARY", "BINARY", "COMPARE", "REDUCE", "ARGREDUCE",
+           "UNARY_DEFAULTS", "contiguous_strides"]
