@@ -1,0 +1,65 @@
+"""Autodiff over fused programs: the forward runs as the inner backend's fused kernel and the
+backward is the symbolic derivative of the program (fusion/grad.py), run as one more fused
+kernel — so `Fusion(Autodiff(B))` fuses its backward pass too."""
+from __future__ import annotations
+
+from ..core import grad_mode
+from .autodiff_engine import Node, Tracked, edge
+from .autodiff_rules import rule, unbroadcast
+from .fusion.grad import backward_program
+
+_state = grad_mode._state
+# (program structure, constants, output index, differentiated inputs) -> (program, kept)
+_cache: dict = {}
+
+
+def _derivative(program, k, active):
+    key = (program.key, program.consts, k, active)
+    hit = _cache.get(key)
+    if hit is None:
+        if len(_cache) > 4096:
+            _cache.clear()
+        hit = _cache[key] = backward_program(program, active, {k})
+    return hit
+
+
+@rule("FusedBackward")
+def fused_bw(B, saved, g, nx):
+    program, k, vals, shape, shapes, wrt = saved
+    active = tuple(i for i, e in zip(wrt, nx) if e is not None)
+    bp, kept = _derivative(program, k, active)
+    if not kept:
+        return (None,) * len(wrt)
+    outs = B.fused_elementwise(bp, list(vals) + [g], shape)
+    by_input = dict(zip(kept, outs))
+    return tuple(unbroadcast(B, by_input[i], shapes[i]) if i in by_input else None for i in wrt)
+
+
+def fused_elementwise(self, program, inputs, shape):
+    vals = [x.value for x in inputs]
+    outs = self.inner.fused_elementwise(program, vals, shape)
+    if not _state.__dict__.get("enabled", True) or not any(x.requires_grad for x in inputs):
+        return [Tracked(o) for o in outs]
+    inner = self.inner
+    wrt = tuple(i for i, x in enumerate(inputs)
+                if x.requires_grad and inner.dtype(x.value).is_floating_point)
+    edges = tuple(edge(inputs[i]) for i in wrt)
+    shapes = [inner.shape(v) for v in vals]
+    res = []
+    for k, o in enumerate(outs):
+        if not program.slot_dtype(program.outputs[k]).is_floating_point:
+            res.append(Tracked(o))
+            continue
+        node = Node(fused_bw, edges, (program, k, tuple(vals), tuple(shape), shapes, wrt))
+        res.append(Tracked(o, node, True))
+    return res
+
+
+def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
+    """Untracked: the inner backend's fused elementwise+reduce kernel. Tracked: the fused
+    elementwise program (differentiated as above), then the recorded reduction."""
+    if not _state.__dict__.get("enabled", True) or not any(x.requires_grad for x in inputs):
+        return Tracked(self.inner.fused_reduce(program, [x.value for x in inputs], shape, op,
+                                               axes, keepdims))
+    (v,) = fused_elementwise(self, program, inputs, shape)
+    return getattr(self, op)(v, axes, keepdims)

@@ -1,0 +1,250 @@
+"""Fusion(inner): records elementwise ops lazily and runs each chain as one fused program.
+
+Elementwise ops (unary, binary, comparisons, where, cast, scalar constants, broadcasts) build
+pending Lazy nodes. A node is realised — its whole pending subgraph compiled into one program
+and handed to `inner.fused_elementwise` — when its value is needed: read back to the host, fed
+to a non-elementwise op, asked for gradients, or when the subgraph passes MAX_PENDING ops.
+Elementwise work feeding sum/max/min goes to `inner.fused_reduce`. Intermediates inside a
+program are never written to memory. A backend that cannot fuse inherits the protocol's
+interpreter, so Fusion over it is a correct pass-through.
+"""
+from __future__ import annotations
+
+from ...core import grad_mode
+from ...core.backend import Backend
+from ...core.shape import broadcast_shapes
+from . import stats
+from .ir import result_dtype
+from .lazy import MAX_PENDING, Lazy, pending, realize, realize_reduce
+
+_state = grad_mode._state
+
+
+def _has_autodiff(b: Backend) -> bool:
+    while b is not None:
+        if type(b).__name__ == "Autodiff":
+            return True
+        b = b.inner
+    return False
+
+
+class Fusion(Backend):
+    """`Fusion(Autodiff(OpenCL()))` or `Autodiff(Fusion(OpenCL()))`: both fuse forward and backward."""
+
+    def __init__(self, inner: Backend):
+        if not isinstance(inner, Backend):
+            raise TypeError(f"Fusion wraps a backend, got {type(inner).__name__}; "
+                            f"e.g. Fusion(OpenCL())")
+        self.inner = inner
+        self._ad = _has_autodiff(inner)
+
+    def __repr__(self) -> str:
+        return f"Fusion({self.inner!r})"
+
+    __str__ = __repr__
+
+    # ------------------------------------------------------------------ plumbing
+    def _wrap(self, v) -> Lazy:
+        i = self.inner
+        return Lazy(v, tuple(i.shape(v)), i.dtype(v))
+
+    def _val(self, x):
+        if type(x) is Lazy:
+            return x.value if x.value is not None else realize(self, x)
+        if isinstance(x, (list, tuple)):
+            return type(x)(self._val(e) for e in x)
+        return x
+
+    def _out(self, r):
+        if isinstance(r, tuple):
+            return tuple(self._out(e) for e in r)
+        if isinstance(r, list):
+            return [self._out(e) for e in r]
+        if self.inner.is_primitive(r):
+            return self._wrap(r)
+        return r
+
+    def _ew(self, op: str, args: tuple, cast_to=None) -> Lazy:
+        shape = None
+        dtypes = []
+        rg = False
+        grad_on = getattr(_state, "enabled", True)
+        for a in args:
+            if type(a) is Lazy:
+                if a.value is None and (a.size >= MAX_PENDING or (self._ad and a.grad_on != grad_on)):
+                    realize(self, a)
+                shape = a.shape if shape is None else (
+                    shape if shape == a.shape else broadcast_shapes(shape, a.shape, op))
+                dtypes.append(a.dtype)
+                if self._ad and grad_on and not rg:
+                    rg = a.rg if a.value is None else self.inner.requires_grad(a.value)
+            else:
+                dtypes.append(None)
+        if op == "where":
+            ref = next((d for d in dtypes[1:] if d is not None), None)
+            dtypes = [dtypes[0], ref, ref]
+        else:
+            ref = next(d for d in dtypes if d is not None)
+            dtypes = [d or ref for d in dtypes]
+        return pending(op, args, shape, result_dtype(op, dtypes, cast_to), cast_to, rg)
+
+    # ------------------------------------------------------------------ description & transfer
+    def shape(self, x) -> tuple:
+        return x.shape
+
+    def dtype(self, x):
+        return x.dtype
+
+    def is_primitive(self, x) -> bool:
+        return type(x) is Lazy
+
+    def from_numpy(self, a, dtype):
+        return self._wrap(self.inner.from_numpy(a, dtype))
+
+    def to_numpy(self, x):
+        return self.inner.to_numpy(self._val(x))
+
+    def from_dlpack(self, obj):
+        return self._wrap(self.inner.from_dlpack(obj))
+
+    def to_dlpack(self, x, stream=None):
+        return self.inner.to_dlpack(self._val(x), stream)
+
+    def dlpack_device(self, x):
+        return self.inner.dlpack_device(self._val(x))
+
+    def sync(self) -> None:
+        self.inner.sync()
+
+    # ------------------------------------------------------------------ elementwise (lazy)
+    def cast(self, x, dtype):
+        if x.dtype is dtype:
+            return x
+        return self._ew("cast", (x,), dtype)
+
+    def where(self, cond, a, b):
+        return self._ew("where", (cond, a, b))
+
+    def gelu(self, x, approximate: str = "none"):
+        return self._ew("gelu" if approximate == "none" else "gelu_tanh", (x,))
+
+    def masked_fill(self, x, mask, value):
+        return self._ew("where", (mask, value, x))
+
+    # ------------------------------------------------------------------ reductions
+    def _reduce(self, op, x, axes, keepdims):
+        if x.value is None:
+            v = realize_reduce(self, x, op, axes, keepdims)
+        else:
+            stats.record_unfused(op)
+            v = getattr(self.inner, op)(x.value, axes, keepdims)
+        return self._wrap(v)
+
+    def sum(self, x, axes, keepdims):
+        return self._reduce("sum", x, axes, keepdims)
+
+    def max(self, x, axes, keepdims):
+        return self._reduce("max", x, axes, keepdims)
+
+    def min(self, x, axes, keepdims):
+        return self._reduce("min", x, axes, keepdims)
+
+    # ------------------------------------------------------------------ fused programs
+    def fused_elementwise(self, program, inputs, shape):
+        return [self._wrap(v) for v in self.inner.fused_elementwise(program, self._val(inputs), shape)]
+
+    def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
+        return self._wrap(self.inner.fused_reduce(program, self._val(inputs), shape, op, axes,
+                                                  keepdims))
+
+    # ------------------------------------------------------------------ autodiff hooks
+    def requires_grad(self, x) -> bool:
+        return x.rg if x.value is None else self.inner.requires_grad(x.value)
+
+    def set_requires_grad(self, x, flag):
+        v = self._val(x)
+        x.value = self.inner.set_requires_grad(v, flag)
+        x.rg = bool(flag)
+        return x
+
+    def grad(self, x):
+        g = self.inner.grad(self._val(x))
+        return None if g is None else self._wrap(g)
+
+    def set_grad(self, x, g) -> None:
+        self.inner.set_grad(self._val(x), None if g is None else self._val(g))
+
+    def is_leaf(self, x) -> bool:
+        return x.value is not None and self.inner.is_leaf(x.value)
+
+    def grad_fn_name(self, x):
+        if x.value is None:
+            return "FusedBackward" if x.rg else None
+        return self.inner.grad_fn_name(x.value)
+
+    def backward(self, root, grad, retain_graph, create_graph) -> None:
+        self.inner.backward(self._val(root), None if grad is None else self._val(grad),
+                            retain_graph, create_graph)
+
+    def autograd_grad(self, outputs, inputs, grad_outputs, retain_graph, create_graph,
+                      allow_unused):
+        gs = self.inner.autograd_grad(self._val(list(outputs)), self._val(list(inputs)),
+                                      [None if g is None else self._val(g) for g in grad_outputs],
+                                      retain_graph, create_graph, allow_unused)
+        return [None if g is None else self._wrap(g) for g in gs]
+
+    def detach(self, x):
+        return self._wrap(self.inner.detach(self._val(x)))
+
+    def assign(self, dst, src):
+        v = self._val(src)
+        if dst.value is None:
+            realize(self, dst)
+        dst.value = self.inner.assign(dst.value, v)
+        dst.rg = False
+        return dst
+
+
+def _lazy_unary(name):
+    def op(self, x):
+        return self._ew(name, (x,))
+    op.__name__ = name
+    return op
+
+
+def _lazy_binary(name):
+    def op(self, a, b):
+        return self._ew(name, (a, b))
+    op.__name__ = name
+    return op
+
+
+_VIEWS = frozenset(("reshape", "permute", "expand", "slice", "flip"))
+
+
+def _forward(name):
+    """A non-fusable op: realise inputs, run it on the inner backend, wrap the result.
+    Views (reshape, permute, expand, slice, flip) launch nothing, so they are not counted."""
+    view = name in _VIEWS
+
+    def op(self, *args, **kwargs):
+        if not view:
+            stats.record_unfused(name)
+        return self._out(getattr(self.inner, name)(*self._val(args), **kwargs))
+    op.__name__ = name
+    return op
+
+
+for _n in ("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "abs", "sign", "reciprocal",
+           "floor", "ceil", "round", "trunc", "logical_not", "bitwise_not", "sigmoid", "relu",
+           "log1p", "expm1", "tan", "rsqrt", "silu", "isnan", "isinf"):
+    setattr(Fusion, _n, _lazy_unary(_n))
+for _n in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "floor_divide",
+           "bitwise_and", "bitwise_or", "bitwise_xor", "eq", "ne", "lt", "le", "gt", "ge",
+           "logical_and", "logical_or", "logical_xor"):
+    setattr(Fusion, _n, _lazy_binary(_n))
+for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin", "reshape",
+           "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add", "matmul",
+           "prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
+           "layer_norm", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"):
+    setattr(Fusion, _n, _forward(_n))
