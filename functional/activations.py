@@ -37,12 +37,16 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -
 
 def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     _float(x, "elu")
-    return E.where(E.gt(x, 0), x, E.expm1(E.minimum(x, 0.0)) * alpha)
+    # where(), not minimum(): at x == 0 torch takes the exponential branch's gradient, and the
+    # masked input keeps expm1 finite for large x (an inf there would poison the gradient)
+    pos = E.gt(x, 0)
+    return E.where(pos, x, E.expm1(E.where(pos, 0.0, x)) * alpha)
 
 
 def celu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     _float(x, "celu")
-    return E.where(E.gt(x, 0), x, E.expm1(E.minimum(x, 0.0) / alpha) * alpha)
+    pos = E.gt(x, 0)
+    return E.where(pos, x, E.expm1(E.where(pos, 0.0, x) / alpha) * alpha)
 
 
 def selu(x: Tensor, inplace: bool = False) -> Tensor:
@@ -64,8 +68,10 @@ def silu(x: Tensor, inplace: bool = False) -> Tensor:
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     _float(x, "softplus")
     bx = x * beta if beta != 1 else x
-    # log1p(exp(-|bx|)) + max(bx, 0) never overflows; above threshold torch returns x
-    soft = (E.log1p(E.exp(-E.abs(bx))) + E.relu(bx))
+    # log1p(exp(-|bx|)) + max(bx, 0) never overflows; written with where() so the gradient
+    # at 0 is sigmoid(0) = 0.5 like torch; above threshold torch returns x
+    pos = E.gt(bx, 0)
+    soft = E.log1p(E.exp(E.where(pos, -bx, bx))) + E.where(pos, bx, 0.0)
     if beta != 1:
         soft = soft / beta
     return E.where(E.gt(bx, threshold), x, soft)
