@@ -466,6 +466,10 @@ class Backend:
         vals = self.reshape(self.gather(win, 4, arg), (N, C, Ho, Wo))
         pidx = self.expand(self.cat(idxs, 4), (N, C, Ho, Wo, kh * kw))
         ind = self.reshape(self.gather(pidx, 4, arg), (N, C, Ho, Wo))
+        # a window whose maximum ties with the padding fill (-inf, or the int minimum) may pick a
+        # padded tap (-1); torch reports the window's first in-bounds tap there
+        first = _pool_first_valid(H, W, sh, sw, ph, pw, dh, dw, Ho, Wo)
+        ind = self.where(self.lt(ind, 0), self.from_numpy(first, dt.int64), ind)
         return vals, ind
 
     def avg_pool2d(self, x, kernel: tuple, stride: tuple, padding: tuple, ceil_mode: bool,
@@ -489,6 +493,50 @@ class Backend:
         # divisor per window: count of positions inside the (padded if count_include_pad) input
         cnt = _pool_counts(H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, count_include_pad)
         return self.div(total, self.from_numpy(cnt.astype(self.dtype(x).np), self.dtype(x)))
+
+    # -- fusion: programs from decorators/fusion/ir.py; outputs have the full `shape`
+    def fused_elementwise(self, program, inputs: Sequence, shape: tuple) -> list:
+        """Run a fused elementwise program; returns one primitive per program output.
+
+        This default interprets the program one primitive op at a time (correct on every
+        backend); device backends override it with one generated kernel per program."""
+        slots = list(inputs) + list(program.consts)
+        n_in = len(inputs)
+        first = program.first_instr_slot
+        is_const = lambda s: n_in <= s < first  # noqa: E731
+        for op, args, d in program.instrs:
+            vals = [slots[a] for a in args]
+            if op == "cast":
+                v = vals[0]
+                slots.append(self.cast(v, d) if not is_const(args[0]) else _py_cast(v, d))
+                continue
+            if all(is_const(a) for a in args):
+                vals[0] = self.full((), vals[0], program.slot_dtype(args[0]))
+            if op == "where" and is_const(args[0]):
+                vals[0] = self.full((), vals[0], program.slot_dtype(args[0]))
+            if op == "gelu":
+                slots.append(self.gelu(vals[0], "none"))
+            elif op == "gelu_tanh":
+                slots.append(self.gelu(vals[0], "tanh"))
+            else:
+                slots.append(getattr(self, op)(*vals))
+        outs = []
+        for s in program.outputs:
+            v = slots[s]
+            if is_const(s):
+                v = self.full(shape, v, program.slot_dtype(s))
+            elif tuple(self.shape(v)) != tuple(shape):
+                vs = self.shape(v)
+                v = self.expand(self.reshape(v, (1,) * (len(shape) - len(vs)) + tuple(vs)), shape)
+            outs.append(v)
+        return outs
+
+    def fused_reduce(self, program, inputs: Sequence, shape: tuple, op: str, axes: tuple,
+                     keepdims: bool):
+        """Reduce (sum/max/min) the single output of an elementwise program over axes.
+        Default: run the program, then reduce; backends may fuse both into one kernel."""
+        (v,) = self.fused_elementwise(program, inputs, shape)
+        return getattr(self, op)(v, axes, keepdims)
 
     # ================================================================ autodiff hooks
     # Base backends record no graph. Autodiff overrides all of these.
@@ -533,6 +581,10 @@ _NO_AUTODIFF = ("{op} needs gradients, but the stack {stack} has no Autodiff lay
                 "e.g. strata.backend(\"Autodiff({stack})\")")
 
 
+def _py_cast(v, d: DType):
+    return float(v) if d.kind == 2 else (bool(v) if d.kind == 0 else int(v))
+
+
 def _int_min(d: DType):
     return int(np.iinfo(d.np).min) if d.kind == 1 else False
 
@@ -549,6 +601,15 @@ def _pool_out(size, k, s, p, d, ceil_mode):
     if ceil_mode and (out - 1) * s >= size + p:
         out -= 1
     return out
+
+
+def _pool_first_valid(H, W, sh, sw, ph, pw, dh, dw, Ho, Wo):
+    """(1, 1, Ho, Wo) int64: flat index of each pooling window's first tap inside the input."""
+    def first(n, s, p, d):
+        start = np.arange(n) * s - p
+        return np.where(start < 0, start + ((-start + d - 1) // d) * d, start)
+    return (first(Ho, sh, ph, dh)[:, None] * W + first(Wo, sw, pw, dw)[None, :]).astype(
+        np.int64).reshape(1, 1, Ho, Wo)
 
 
 def _pool_counts(H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, include_pad):

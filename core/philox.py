@@ -5,6 +5,8 @@ element i of a request with (seed, offset) takes counter c = offset + i
 (words c0 = c & 0xffffffff, c1 = c >> 32, c2 = c3 = 0) and key
 (k0 = seed & 0xffffffff, k1 = (seed >> 32) & 0xffffffff), runs 10 Philox rounds, and uses
   uniform  float32/float16:  (x0 >> 8) * 2**-24                           in [0, 1)
+                             (float16 clamps to 0.99951171875, the largest half below 1,
+                             because rounding the float32 value could give 1.0)
   uniform  float64:          ((x0 >> 5) * 2**26 + (x1 >> 6)) * 2**-53    in [0, 1)
   normal:                    sqrt(-2 ln(1 - u0)) * cos(2 pi u1),  u0, u1 from x0, x1 as above
                              (float32 uses the 24-bit u, float64 the 53-bit u from (x0,x1),(x2,x3))

@@ -1,0 +1,33 @@
+"""NumPy(): the default CPU backend. Primitives are plain numpy.ndarray objects."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import xp_fused
+from .xp import ArrayBackend
+
+
+class NumPy(ArrayBackend):
+    """CPU backend on NumPy (BLAS matmul through NumPy's OpenBLAS/MKL build).
+
+    Every dtype of strata.core.dtype is supported. `set_allocator(pool)` routes elementwise,
+    reduction and matmul outputs through `pool.empty(shape, np_dtype)`.
+    """
+
+    def __init__(self):
+        super().__init__(np)
+
+    def _ctor_args(self) -> tuple:
+        return ()
+
+    def device_name(self) -> str:
+        return "cpu (NumPy)"
+
+    def fused_elementwise(self, program, inputs, shape):
+        # in-place evaluation: a chain reuses a few buffers instead of one array per op
+        if self.allocator is not None:
+            return super().fused_elementwise(program, inputs, shape)
+        return xp_fused.fused_elementwise(self, program, inputs, shape)
+
+
+__all__ = ["NumPy"]
