@@ -38,7 +38,7 @@ def fused_bw(B, saved, g, nx):
 def fused_elementwise(self, program, inputs, shape):
     vals = [x.value for x in inputs]
     outs = self.inner.fused_elementwise(program, vals, shape)
-    if not _state.__dict__.get("enabled", True) or not any(x.requires_grad for x in inputs):
+    if not _state.enabled or not any(x.requires_grad for x in inputs):
         return [Tracked(o) for o in outs]
     inner = self.inner
     wrt = tuple(i for i, x in enumerate(inputs)
@@ -58,7 +58,7 @@ def fused_elementwise(self, program, inputs, shape):
 def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
     """Untracked: the inner backend's fused elementwise+reduce kernel. Tracked: the fused
     elementwise program (differentiated as above), then the recorded reduction."""
-    if not _state.__dict__.get("enabled", True) or not any(x.requires_grad for x in inputs):
+    if not _state.enabled or not any(x.requires_grad for x in inputs):
         return Tracked(self.inner.fused_reduce(program, [x.value for x in inputs], shape, op,
                                                axes, keepdims))
     (v,) = fused_elementwise(self, program, inputs, shape)

@@ -127,14 +127,15 @@ def _softmax_input(x: Tensor, dim, dtype, name):
 def softmax(x: Tensor, dim=None, dtype=None) -> Tensor:
     x, d = _softmax_input(x, dim, dtype, "softmax")
     if x.ndim == 0:
-        return E.full_like_p(x._b, x, 1.0, x.dtype)
+        # through a 1-element axis so the result stays in the graph (gradient 0, like torch)
+        return softmax(x.reshape(1), 0).reshape(())
     return _make(x._b.softmax(x._p, d), x._b)
 
 
 def log_softmax(x: Tensor, dim=None, dtype=None) -> Tensor:
     x, d = _softmax_input(x, dim, dtype, "log_softmax")
     if x.ndim == 0:
-        return E.full_like_p(x._b, x, 0.0, x.dtype)
+        return log_softmax(x.reshape(1), 0).reshape(())
     return _make(x._b.log_softmax(x._p, d), x._b)
 
 

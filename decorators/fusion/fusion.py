@@ -68,7 +68,7 @@ class Fusion(Backend):
         shape = None
         dtypes = []
         rg = False
-        grad_on = getattr(_state, "enabled", True)
+        grad_on = _state.enabled
         for a in args:
             if type(a) is Lazy:
                 if a.value is None and (a.size >= MAX_PENDING or (self._ad and a.grad_on != grad_on)):

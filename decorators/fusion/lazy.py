@@ -35,7 +35,7 @@ def pending(op, args, shape, dtype, cast_to, rg) -> Lazy:
     n.op = op
     n.args = args
     n.cast_to = cast_to
-    n.grad_on = getattr(_state, "enabled", True)
+    n.grad_on = _state.enabled
     n.rg = rg
     size = 1
     for a in args:
@@ -83,7 +83,7 @@ def realize(backend, node: Lazy):
     if node.value is not None:
         return node.value
     program, inputs, ops = build_program(node)
-    prev = getattr(_state, "enabled", True)
+    prev = _state.enabled
     _state.enabled = node.grad_on
     try:
         (out,) = backend.inner.fused_elementwise(program, inputs, node.shape)
@@ -98,7 +98,7 @@ def realize(backend, node: Lazy):
 def realize_reduce(backend, node: Lazy, op: str, axes: tuple, keepdims: bool):
     """Reduce node's pending subgraph in one inner.fused_reduce call (node stays pending)."""
     program, inputs, ops = build_program(node)
-    prev = getattr(_state, "enabled", True)
+    prev = _state.enabled
     _state.enabled = node.grad_on
     try:
         out = backend.inner.fused_reduce(program, inputs, node.shape, op, axes, keepdims)

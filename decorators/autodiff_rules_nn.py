@@ -1,0 +1,155 @@
+"""Backward rules of the Autodiff decorator for the linear-algebra and neural-network ops:
+matmul, softmax/log_softmax, layer_norm, conv2d, conv_transpose2d, max/avg pooling.
+
+Same conventions as autodiff_rules.py: `rule(B, saved, g, nx)` with B the inner backend.
+Gradients reuse the inner backend's accelerated ops where one is the adjoint of another
+(conv2d <-> conv_transpose2d), so a backend that speeds up the forward speeds up the backward.
+"""
+from __future__ import annotations
+
+from ..core.backend import _pool_counts
+from .autodiff_rules import rule, unbroadcast
+
+
+def _mT(B, x):
+    nd = len(B.shape(x))
+    return B.permute(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
+
+
+@rule("MmBackward")
+def matmul_bw(B, s, g, nx):
+    a, b = s
+    ga = unbroadcast(B, B.matmul(g, _mT(B, b)), B.shape(a)) if nx[0] is not None else None
+    gb = unbroadcast(B, B.matmul(_mT(B, a), g), B.shape(b)) if nx[1] is not None else None
+    return ga, gb
+
+
+@rule("SoftmaxBackward")
+def softmax_bw(B, s, g, nx):
+    y, axis = s
+    return (B.mul(y, B.sub(g, B.sum(B.mul(g, y), (axis,), True))),)
+
+
+@rule("LogSoftmaxBackward")
+def log_softmax_bw(B, s, g, nx):
+    y, axis = s
+    return (B.sub(g, B.mul(B.exp(y), B.sum(g, (axis,), True))),)
+
+
+@rule("NativeLayerNormBackward")
+def layer_norm_bw(B, s, g, nx):
+    x, w, nd_norm, eps, wshape, bshape = s
+    shape = B.shape(x)
+    nd = len(shape)
+    axes = tuple(range(nd - nd_norm, nd))
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    # recompute the statistics instead of keeping them from an accelerated forward
+    mean = B.div(B.sum(x, axes, True), float(n))
+    xc = B.sub(x, mean)
+    var = B.div(B.sum(B.mul(xc, xc), axes, True), float(n))
+    rstd = B.rsqrt(B.add(var, eps))
+    xhat = B.mul(xc, rstd)
+    gx = gw = gb = None
+    if nx[0] is not None:
+        gxh = B.mul(g, w) if w is not None else g
+        m1 = B.div(B.sum(gxh, axes, True), float(n))
+        m2 = B.div(B.sum(B.mul(gxh, xhat), axes, True), float(n))
+        gx = B.mul(B.sub(B.sub(gxh, m1), B.mul(xhat, m2)), rstd)
+    if nx[1] is not None:
+        gw = unbroadcast(B, B.mul(g, xhat), wshape)
+    if nx[2] is not None:
+        gb = unbroadcast(B, g, bshape)
+    return gx, gw, gb
+
+
+def conv2d_weight_grad(B, x, g, wshape, stride, padding, dilation, groups):
+    """d loss / d w of y = conv2d(x, w) given g = d loss / d y, by im2col: one matmul over
+    the kh*kw strided views of x (few slices, unlike a conv with a kernel the size of y)."""
+    N, C, H, W = B.shape(x)
+    O, Cg, kh, kw = wshape
+    _, _, Ho, Wo = B.shape(g)
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    G = groups
+    if ph or pw:
+        x = B.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), 0)
+    cols = []
+    for i in range(kh):
+        for j in range(kw):
+            v = B.slice(x, (0, 0, i * dh, j * dw),
+                        (N, C, i * dh + (Ho - 1) * sh + 1, j * dw + (Wo - 1) * sw + 1),
+                        (1, 1, sh, sw))
+            cols.append(B.reshape(v, (N, C, 1, Ho * Wo)))
+    col = B.cat(cols, 2) if len(cols) > 1 else cols[0]        # (N, C, kh*kw, Ho*Wo)
+    col = B.reshape(col, (N, G, Cg * kh * kw, Ho * Wo))
+    col = B.reshape(B.permute(col, (1, 0, 3, 2)), (G, N * Ho * Wo, Cg * kh * kw))
+    gm = B.reshape(g, (N, G, O // G, Ho * Wo))
+    gm = B.reshape(B.permute(gm, (1, 2, 0, 3)), (G, O // G, N * Ho * Wo))
+    return B.reshape(B.matmul(gm, col), wshape)
+
+
+@rule("ConvolutionBackward")
+def conv2d_bw(B, s, g, nx):
+    x, w, stride, padding, dilation, groups = s
+    gx = gw = None
+    if nx[0] is not None:
+        _, _, H, W = B.shape(x)
+        _, _, kh, kw = B.shape(w)
+        _, _, Ho, Wo = B.shape(g)
+        # rows of the (padded) input that no window reaches come back as output_padding
+        op = tuple(n + 2 * p - ((o - 1) * st + d * (k - 1) + 1)
+                   for n, p, o, st, d, k in zip((H, W), padding, (Ho, Wo), stride, dilation,
+                                                (kh, kw)))
+        gx = B.conv_transpose2d(g, w, stride, padding, op, dilation, groups)
+    if nx[1] is not None:
+        gw = conv2d_weight_grad(B, x, g, B.shape(w), stride, padding, dilation, groups)
+    return gx, gw
+
+
+@rule("ConvolutionBackward")
+def conv_transpose2d_bw(B, s, g, nx):
+    # y = conv_transpose2d(x, w) is the adjoint of x -> conv2d(., w): its input gradient is
+    # conv2d(g, w), and w's gradient is conv2d's weight gradient with the roles of x and g swapped
+    x, w, stride, padding, dilation, groups = s
+    gx = B.conv2d(g, w, stride, padding, dilation, groups) if nx[0] is not None else None
+    gw = None
+    if nx[1] is not None:
+        gw = conv2d_weight_grad(B, g, x, B.shape(w), stride, padding, dilation, groups)
+    return gx, gw
+
+
+@rule("MaxPool2DWithIndicesBackward")
+def max_pool2d_bw(B, s, g, nx):
+    shape, ind = s
+    N, C, H, W = shape
+    _, _, Ho, Wo = B.shape(g)
+    flat = B.full((N, C, H * W), 0, B.dtype(g))
+    flat = B.scatter_add(flat, 2, B.reshape(ind, (N, C, Ho * Wo)), B.reshape(g, (N, C, Ho * Wo)))
+    return (B.reshape(flat, shape),)
+
+
+@rule("AvgPool2DBackward", tensors=False)
+def avg_pool2d_bw(B, s, g, nx):
+    shape, kernel, stride, padding, count_include_pad, divisor_override = s
+    N, C, H, W = shape
+    _, _, Ho, Wo = B.shape(g)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    dtype = B.dtype(g)
+    if divisor_override:
+        g = B.div(g, float(divisor_override))
+    else:
+        cnt = _pool_counts(H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, count_include_pad)
+        g = B.div(g, B.from_numpy(cnt.astype(dtype.np), dtype))
+    # spread each window's share over the window: a depthwise transposed conv with a ones kernel
+    ones = B.full((C, 1, kh, kw), 1, dtype)
+    full = B.conv_transpose2d(g, ones, stride, (0, 0), (0, 0), (1, 1), C)
+    # `full` covers padded rows [0, (Ho-1)*sh + kh); keep the input's rows [ph, ph + H)
+    hf, wf = B.shape(full)[2:]
+    starts = (0, 0, min(ph, hf), min(pw, wf))
+    stops = (N, C, min(ph + H, hf), min(pw + W, wf))
+    full = B.slice(full, starts, stops, (1, 1, 1, 1))
+    hh, ww = B.shape(full)[2:]
+    if hh < H or ww < W:
+        full = B.pad(full, ((0, 0), (0, 0), (0, H - hh), (0, W - ww)), 0)
+    return (full,)
