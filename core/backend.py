@@ -135,6 +135,21 @@ class Backend:
         if self.inner is not None:
             self.inner.sync()
 
+    def memory_stats(self) -> dict:
+        """Allocator statistics of the PoolAllocator in this stack (decorators forward)."""
+        if self.inner is not None:
+            return self.inner.memory_stats()
+        raise UnsupportedError(f"memory_stats() needs a PoolAllocator in the stack; {self} has "
+                               f"none: build it as PoolAllocator({self}), e.g. "
+                               f"strata.backend(\"Autodiff(PoolAllocator({self}))\")")
+
+    def empty_cache(self) -> int:
+        """Release the cached buffers of the PoolAllocator in this stack; returns the bytes."""
+        if self.inner is not None:
+            return self.inner.empty_cache()
+        raise UnsupportedError(f"empty_cache() needs a PoolAllocator in the stack; {self} has "
+                               f"none: build it as PoolAllocator({self})")
+
     # ---------------------------------------------------------------- elementwise
     # Unary (same dtype out; logical_not -> bool). round is half-to-even like torch.round.
     def neg(self, x): self._unsupported("neg")

@@ -159,6 +159,8 @@ def linspace(start, end, steps: int, *, dtype=None, backend=None, requires_grad=
     # torch fills the second half from the end so that the last value is exactly `end`
     half = steps // 2
     vals = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    if steps == 1:
+        vals = np.array([start], dtype=np.float64)
     if d.kind != 2:
         vals = np.trunc(vals)
     return tensor(vals.astype(d.np), dtype=d, backend=backend, requires_grad=requires_grad)

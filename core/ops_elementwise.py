@@ -7,6 +7,7 @@ import numpy as np
 
 from . import dtype as dt
 from .errors import BackendError, DTypeError
+from .shape import broadcast_shapes
 from .tensor import Tensor, _check_supported
 
 _make = Tensor._make
@@ -81,10 +82,12 @@ def _binary(op: str, a, b):
                          "cast with .int() first")
     elif op in ("floor_divide", "remainder", "pow") and d is dt.bool_:
         d = dt.int64
-    pa = _cast_p(a, d, B) if ta else _scalar(a, d)
-    pb = _cast_p(b, d, B) if tb else _scalar(b, d)
     if not ta and not tb:
         raise TypeError("at least one operand must be a tensor")
+    if ta and tb:
+        broadcast_shapes(B.shape(a._p), B.shape(b._p), op)
+    pa = _cast_p(a, d, B) if ta else _scalar(a, d)
+    pb = _cast_p(b, d, B) if tb else _scalar(b, d)
     if op == "pow" and d.kind == 1 and not tb and pb < 0:
         raise ValueError("Integers to negative integer powers are not allowed: use a float tensor")
     return _make(getattr(B, op)(pa, pb), B)
@@ -113,6 +116,10 @@ def div(input, other, *, rounding_mode=None):
     if rounding_mode is None:
         return _binary("div", input, other)
     if rounding_mode == "floor":
+        d = dt.promote_types(_dtype_of(input), _dtype_of(other))
+        if d.kind == 2:
+            # floor(a / b) differentiates (to zero) like torch; `//` deliberately does not
+            return floor(_binary("div", input, other))
         return _binary("floor_divide", input, other)
     if rounding_mode == "trunc":
         q = _binary("div", input, other)

@@ -37,7 +37,11 @@ def matmul(a: Tensor, b) -> Tensor:
     if vb:
         sb = sb + (1,)
         pb = B.reshape(pb, sb)
-    batch = broadcast_shapes(sa[:-2], sb[:-2], "matmul (batch dims)")
+    try:
+        batch = broadcast_shapes(sa[:-2], sb[:-2], "matmul")
+    except ShapeError:
+        raise ShapeError(f"matmul: {tuple(a.shape)} @ {tuple(b.shape)}: batch dimensions "
+                         f"{sa[:-2]} and {sb[:-2]} do not broadcast") from None
     nd = len(batch) + 2
     if len(sa) < nd:
         sa = (1,) * (nd - len(sa)) + sa

@@ -286,21 +286,30 @@ class Tensor:
         if type(o) is Tensor and o._b is self._b:
             b = self._b
             if b.dtype(self._p) is b.dtype(o._p):
-                return _make(b.add(self._p, o._p), b)
+                try:
+                    return _make(b.add(self._p, o._p), b)
+                except Exception:
+                    pass  # the general path below names the op and shapes in its error
         return _binary("add", self, o)
 
     def __mul__(self, o):
         if type(o) is Tensor and o._b is self._b:
             b = self._b
             if b.dtype(self._p) is b.dtype(o._p):
-                return _make(b.mul(self._p, o._p), b)
+                try:
+                    return _make(b.mul(self._p, o._p), b)
+                except Exception:
+                    pass  # the general path below names the op and shapes in its error
         return _binary("mul", self, o)
 
     def __sub__(self, o):
         if type(o) is Tensor and o._b is self._b:
             b = self._b
             if b.dtype(self._p) is b.dtype(o._p) and b.dtype(self._p) is not dt.bool_:
-                return _make(b.sub(self._p, o._p), b)
+                try:
+                    return _make(b.sub(self._p, o._p), b)
+                except Exception:
+                    pass  # the general path below names the op and shapes in its error
         return _binary("sub", self, o)
 
     def __radd__(self, o): return _binary("add", o, self)

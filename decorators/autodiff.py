@@ -500,7 +500,9 @@ class Autodiff(Backend):
             dst.node = src.node if src.node is not None else Node(R.identity_bw, (src,), ())
             dst.requires_grad = True
             return dst
-        dst.value = self.inner.assign(dst.value, src.value) if self._nested else src.value
+        # always through the inner layer: a Fusion below realises the value there (otherwise
+        # optimizer state would stay a growing lazy graph), an Autodiff keeps its leaf
+        dst.value = self.inner.assign(dst.value, src.value)
         if enabled and dst.node is not None:
             dst.node = None
             dst.requires_grad = False

@@ -28,11 +28,11 @@ def fused_bw(B, saved, g, nx):
     program, k, vals, shape, shapes, wrt = saved
     active = tuple(i for i, e in zip(wrt, nx) if e is not None)
     bp, kept = _derivative(program, k, active)
-    if not kept:
-        return (None,) * len(wrt)
-    outs = B.fused_elementwise(bp, list(vals) + [g], shape)
-    by_input = dict(zip(kept, outs))
-    return tuple(unbroadcast(B, by_input[i], shapes[i]) if i in by_input else None for i in wrt)
+    by_input = dict(zip(kept, B.fused_elementwise(bp, list(vals) + [g], shape))) if kept else {}
+    # an input that reaches the output only through flat ops (sign, floor ...) gets zeros,
+    # as in torch, not None
+    return tuple(unbroadcast(B, by_input[i], shapes[i]) if i in by_input
+                 else B.full(shapes[i], 0, B.dtype(vals[i])) for i in wrt)
 
 
 def fused_elementwise(self, program, inputs, shape):
