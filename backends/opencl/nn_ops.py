@@ -1,0 +1,277 @@
+"""matmul, conv2d, pooling, softmax and layer norm of the OpenCL backend (matmul.cl, nn.cl)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...core import dtype as dt
+from ...core.backend import _pool_out
+from ...core.errors import DTypeError, ShapeError, UnsupportedError
+from ...core.shape import broadcast_shapes, numel
+from ..strided import Layout
+from .array import CLArray, broadcast_layout, collapse
+
+WG = 64
+_ACC = {"bool": "int", "uint8": "int", "int8": "int", "int16": "int", "int32": "int",
+        "int64": "long", "float16": "float", "float32": "float", "float64": "double"}
+
+
+def _vec16(values) -> np.ndarray:
+    out = np.zeros(16, np.int64)
+    out[:len(values)] = values
+    return out
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pair(v, name):
+    if len(v) != 2:
+        raise ShapeError(f"{name} must have two values (h, w), got {tuple(v)}")
+    return int(v[0]), int(v[1])
+
+
+class NNOps:
+    """Mixin of OpenCL: linear algebra and the accelerated neural-network ops."""
+
+    def matmul_tiles(self, d, nt: bool) -> dict:
+        """Register-block sizes for this device and dtype: TM rows x VW columns per work-item
+        (NN), or TM x TN outputs with vectors of VW along k (NT). Chosen by measurement with
+        bench/opencl_ops.py on PoCL (AVX2: 6 x 16 and 6 x 4 x 8 float32, ~0.5x OpenBLAS per
+        core); an AVX-512 CPU (preferred width 16) takes 8 x 16, as MEASUREMENTS.md found."""
+        dev = self._rt.device
+        if self._rt.is_cpu:
+            pref = max(4, dev.preferred_vector_width_double if d.itemsize == 8
+                       else dev.preferred_vector_width_float)
+            if nt:
+                return {"TM": 6, "TN": 4, "VW": min(16, pref), "local": (1, 1, 1)}
+            if pref >= 16:
+                return {"TM": 8, "VW": 16, "local": (4, 4, 1)}
+            return {"TM": 6, "VW": min(16, 2 * pref), "local": (4, 4, 1)}
+        return {"TM": 4, "TN": 4, "VW": 4, "local": (16, 4, 1)}
+
+    def _matmul_kernel(self, d, nt: bool, gather: bool, tiles: dict):
+        defs = (f"#define ACC {_ACC[d.name]}\n#define TM {tiles['TM']}\n#define VW {tiles['VW']}\n"
+                f"#define TN {tiles.get('TN', 1)}\n" + ("#define GATHER_B 1\n" if gather else ""))
+
+        def source():
+            return self._header(d) + defs + self._programs.source("matmul.cl")
+        key = ("matmul", d.name, defs)
+        return self._kernel(key, "matmul_nt" if nt else "matmul_nn", source)
+
+    def matmul(self, a: CLArray, b: CLArray) -> CLArray:
+        d = a.dtype
+        if b.dtype is not d:
+            raise DTypeError(f"matmul: operands have dtypes {d.name} and {b.dtype.name}; cast first")
+        la, lb = a.layout, b.layout
+        if la.ndim < 2 or lb.ndim < 2:
+            raise ShapeError(f"matmul: the backend needs operands with at least 2 dims, got "
+                             f"{la.shape} and {lb.shape}")
+        N, K = la.shape[-2:]
+        K2, M = lb.shape[-2:]
+        if K != K2:
+            raise ShapeError(f"matmul: shapes {la.shape} and {lb.shape} do not match "
+                             f"(inner sizes {K} and {K2})")
+        batch = broadcast_shapes(la.shape[:-2], lb.shape[:-2], "matmul")
+        out = self._new(batch + (N, M), d)
+        if out.layout.numel == 0:
+            return out
+        if K == 0:
+            return self.full(batch + (N, M), 0, d)
+        la = broadcast_layout(la, batch + (N, K))
+        lb = broadcast_layout(lb, batch + (K, M))
+        lc = out.layout
+        nb = len(batch)
+        bdims = collapse(batch, [la.strides[:nb], lb.strides[:nb], lc.strides[:nb]])[::-1]
+        if len(bdims) > 16:
+            raise UnsupportedError("matmul: more than 16 non-mergeable batch dims")
+        sa_n, sa_k = la.strides[-2:]
+        sb_k, sb_m = lb.strides[-2:]
+        if M == 1:
+            sb_m = 1
+        if K == 1:  # only k = 0 is read
+            sa_k = sb_k = 1
+        nt = sb_m != 1 and sa_k == 1 and sb_k == 1
+        gather = sb_m != 1 and not nt
+        tiles = self.matmul_tiles(d, nt)
+        k = self._matmul_kernel(d, nt, gather, tiles)
+        nbatch = numel(batch)
+        cols = _ceil(M, tiles["TN"] if nt else tiles["VW"])
+        rows = _ceil(N, tiles["TM"])
+        loc = tiles["local"]
+        g = (_ceil(cols, loc[0]) * loc[0], _ceil(rows, loc[1]) * loc[1], nbatch)
+        self._run(k, g, (loc[0], loc[1], 1),
+                  out.buf, np.int64(lc.offset), np.int64(lc.strides[-2]), np.int64(lc.strides[-1]),
+                  a.buf, np.int64(la.offset), np.int64(sa_n), np.int64(sa_k),
+                  b.buf, np.int64(lb.offset), np.int64(sb_k), np.int64(sb_m),
+                  np.int64(N), np.int64(K), np.int64(M),
+                  _vec16([s for s, _ in bdims]), _vec16([st[0] for _, st in bdims]),
+                  _vec16([st[1] for _, st in bdims]), _vec16([st[2] for _, st in bdims]),
+                  np.int32(len(bdims)))
+        return out
+
+    # ---------------------------------------------------------------- conv and pooling
+    def _nn_kernel(self, d, name: str):
+        def source():
+            return (self._header(d) + f"#define WG {WG}\n"
+                    + self._programs.source("rows.cl", "nn.cl"))
+        return self._kernel(("nn", d.name), name, source)
+
+    def conv2d(self, x: CLArray, w: CLArray, stride: tuple, padding: tuple, dilation: tuple,
+               groups: int) -> CLArray:
+        if x.layout.ndim != 4 or w.layout.ndim != 4:
+            raise ShapeError(f"conv2d: expected x (N, C, H, W) and w (O, C/groups, kh, kw), got "
+                             f"{x.layout.shape} and {w.layout.shape}")
+        if w.dtype is not x.dtype:
+            raise DTypeError(f"conv2d: input is {x.dtype.name} but weight is {w.dtype.name}")
+        N, C, H, W = x.layout.shape
+        O, Cg, kh, kw = w.layout.shape
+        (sh, sw), (ph, pw), (dh, dw) = (_pair(stride, "stride"), _pair(padding, "padding"),
+                                        _pair(dilation, "dilation"))
+        G = int(groups)
+        if G < 1 or C != Cg * G or O % G:
+            raise ShapeError(f"conv2d: input has {C} channels and weight {w.layout.shape} with "
+                             f"groups={groups}; need C == weight.shape[1] * groups and "
+                             f"O divisible by groups")
+        Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        if Ho <= 0 or Wo <= 0:
+            raise ShapeError(f"conv2d: input {H}x{W} with padding ({ph}, {pw}) is smaller than "
+                             f"the dilated kernel {dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+        if kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
+            col = self.reshape(x, (N, G, Cg, H * W))
+        else:
+            colbuf = self._new((N, C * kh * kw, Ho * Wo), x.dtype)
+            if colbuf.layout.numel:
+                sx = x.layout.strides
+                L = 64
+                self._run(self._nn_kernel(x.dtype, "im2col"),
+                          (_ceil(Ho * Wo, L) * L, C * kh * kw, N), (L, 1, 1),
+                          colbuf.buf, x.buf, np.int64(x.layout.offset), np.array(sx, np.int64),
+                          *(np.int32(v) for v in (C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)))
+            col = self.reshape(colbuf, (N, G, Cg * kh * kw, Ho * Wo))
+        wm = self.reshape(w, (1, G, O // G, Cg * kh * kw))
+        return self.reshape(self.matmul(wm, col), (N, O, Ho, Wo))
+
+    def _pool_setup(self, x: CLArray, name: str):
+        if x.layout.ndim != 4:
+            raise ShapeError(f"{name}: expected an (N, C, H, W) input, got {x.layout.shape}")
+        return x.layout.shape
+
+    def max_pool2d(self, x: CLArray, kernel: tuple, stride: tuple, padding: tuple,
+                   dilation: tuple, ceil_mode: bool):
+        N, C, H, W = self._pool_setup(x, "max_pool2d")
+        (kh, kw), (sh, sw) = _pair(kernel, "kernel_size"), _pair(stride, "stride")
+        (ph, pw), (dh, dw) = _pair(padding, "padding"), _pair(dilation, "dilation")
+        if ph * 2 > kh or pw * 2 > kw:
+            raise ShapeError(f"max_pool2d: padding ({ph}, {pw}) must be at most half the kernel "
+                             f"size ({kh}, {kw})")
+        Ho = _pool_out(H, kh, sh, ph, dh, ceil_mode)
+        Wo = _pool_out(W, kw, sw, pw, dw, ceil_mode)
+        out = self._new((N, C, Ho, Wo), x.dtype)
+        ind = self._new((N, C, Ho, Wo), dt.int64)
+        if out.layout.numel:
+            L = 64
+            self._run(self._nn_kernel(x.dtype, "max_pool2d"), (_ceil(Ho * Wo, L) * L, N * C), (L, 1),
+                      out.buf, ind.buf, x.buf, np.int64(x.layout.offset),
+                      np.array(x.layout.strides, np.int64),
+                      *(np.int32(v) for v in (C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo)))
+        return out, ind
+
+    def avg_pool2d(self, x: CLArray, kernel: tuple, stride: tuple, padding: tuple,
+                   ceil_mode: bool, count_include_pad: bool, divisor_override=None):
+        N, C, H, W = self._pool_setup(x, "avg_pool2d")
+        if x.dtype.kind != 2:
+            raise DTypeError(f"avg_pool2d needs a floating tensor, got {x.dtype.name}; cast first")
+        (kh, kw), (sh, sw) = _pair(kernel, "kernel_size"), _pair(stride, "stride")
+        ph, pw = _pair(padding, "padding")
+        if ph * 2 > kh or pw * 2 > kw:
+            raise ShapeError(f"avg_pool2d: padding ({ph}, {pw}) must be at most half the kernel "
+                             f"size ({kh}, {kw})")
+        Ho = _pool_out(H, kh, sh, ph, 1, ceil_mode)
+        Wo = _pool_out(W, kw, sw, pw, 1, ceil_mode)
+        out = self._new((N, C, Ho, Wo), x.dtype)
+        if out.layout.numel:
+            L = 64
+            self._run(self._nn_kernel(x.dtype, "avg_pool2d"), (_ceil(Ho * Wo, L) * L, N * C), (L, 1),
+                      out.buf, x.buf, np.int64(x.layout.offset), np.array(x.layout.strides, np.int64),
+                      *(np.int32(v) for v in (C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo,
+                                              int(bool(count_include_pad)),
+                                              int(divisor_override or 0))))
+        return out
+
+    # ---------------------------------------------------------------- row ops
+    def _softmax(self, x: CLArray, axis: int, log: bool) -> CLArray:
+        d = x.dtype
+        if d.kind != 2:
+            raise DTypeError(f"{'log_' if log else ''}softmax needs a floating tensor, got "
+                             f"{d.name}; cast first")
+        lay = x.layout
+        out = self._new(lay.shape, d)
+        if lay.numel == 0:
+            return out
+        if lay.ndim == 0:
+            return self.full((), 0.0 if log else 1.0, d)
+        kept = [i for i in range(lay.ndim) if i != axis]
+        outer = collapse(tuple(lay.shape[i] for i in kept),
+                         [tuple(lay.strides[i] for i in kept),
+                          tuple(out.layout.strides[i] for i in kept)])[::-1]
+        R = lay.shape[axis]
+        nrows = numel(lay.shape) // R
+        args = (out.buf, _vec16([st[1] for _, st in outer]), np.int64(out.layout.strides[axis]),
+                x.buf, np.int64(lay.offset), _vec16([st[0] for _, st in outer]),
+                np.int64(lay.strides[axis]), _vec16([s for s, _ in outer]), np.int32(len(outer)),
+                np.int64(R))
+        if R <= 256 or nrows >= 4096:
+            self._launch_1d(self._nn_kernel(d, "softmax_row"), nrows, *args, np.int64(nrows),
+                            np.int32(log))
+        else:
+            self._run(self._nn_kernel(d, "softmax_wg"), (nrows * WG,), (WG,), *args, np.int32(log))
+        return out
+
+    def softmax(self, x, axis: int):
+        return self._softmax(x, axis, False)
+
+    def log_softmax(self, x, axis: int):
+        return self._softmax(x, axis, True)
+
+    def layer_norm(self, x: CLArray, normalized_ndim: int, weight, bias, eps: float) -> CLArray:
+        d = x.dtype
+        if d.kind != 2:
+            raise DTypeError(f"layer_norm needs a floating tensor, got {d.name}; cast first")
+        lay = x.layout
+        nd = lay.ndim
+        k = int(normalized_ndim)
+        if not 0 < k <= nd:
+            raise ShapeError(f"layer_norm: cannot normalise the last {k} dims of a tensor of "
+                             f"shape {lay.shape}")
+        norm_shape = lay.shape[nd - k:]
+        for name, p in (("weight", weight), ("bias", bias)):
+            if p is not None and (p.layout.shape != norm_shape or p.dtype is not d):
+                raise ShapeError(f"layer_norm: {name} must be {d.name} of shape {norm_shape}, got "
+                                 f"{p.dtype.name} {p.layout.shape}")
+        out = self._new(lay.shape, d)
+        R = numel(norm_shape)
+        nrows = numel(lay.shape[:nd - k])
+        if lay.numel == 0:
+            return out
+        outer = collapse(lay.shape[:nd - k], [lay.strides[:nd - k]])[::-1]
+        zero = (0,) * k
+        wl = weight.layout if weight is not None else None
+        bl = bias.layout if bias is not None else None
+        inner = collapse(norm_shape, [lay.strides[nd - k:], wl.strides if wl else zero,
+                                      bl.strides if bl else zero])[::-1]
+        if len(outer) > 16 or len(inner) > 16:
+            raise UnsupportedError("layer_norm: more than 16 non-mergeable dims")
+        self._run(self._nn_kernel(d, "layer_norm_wg"), (nrows * WG,), (WG,),
+                  out.buf, x.buf, np.int64(lay.offset), _vec16([st[0] for _, st in outer]),
+                  _vec16([st[0] for _, st in inner]), _vec16([s for s, _ in outer]),
+                  np.int32(len(outer)), _vec16([s for s, _ in inner]), np.int32(len(inner)),
+                  np.int64(R),
+                  weight.buf if weight is not None else x.buf,
+                  np.int64(wl.offset if wl else 0), _vec16([st[1] for _, st in inner]),
+                  np.int32(weight is not None),
+                  bias.buf if bias is not None else x.buf,
+                  np.int64(bl.offset if bl else 0), _vec16([st[2] for _, st in inner]),
+                  np.int32(bias is not None), d.np.type(eps))
+        return out
