@@ -25,10 +25,9 @@ fn f_tanh(a: f32) -> f32 {
 }
 
 fn f_sign(a: f32) -> f32 {
-    if (f_isnan(a)) { return a; }
-    if (a > 0.0) { return 1.0; }
-    if (a < 0.0) { return -1.0; }
-    return 0.0;
+    // NaN fails both tests and gives 0, like torch.sign; select() keeps the zero positive
+    // (lavapipe turned the if-chain into a copysign that returned -0.0)
+    return select(select(0.0, -1.0, a < 0.0), 1.0, a > 0.0);
 }
 
 fn f_erf(x: f32) -> f32 {

@@ -9,7 +9,9 @@ so a chain feeding sum/max/min is one launch (plus the partials pass of long red
 Compiled pipelines are cached by structure: the program's key (ops, dtypes, wiring, not the
 constant values), the coalesced rank, each input's access pattern (contiguous / broadcast
 scalar / strided) and which inputs share a buffer. Constants, sizes, strides and offsets are
-metadata words of each dispatch, so changing them reuses the kernel.
+metadata words of each dispatch, so changing them reuses the kernel. When every input is read
+contiguously (or is a single broadcast value) a variant handles four elements per invocation
+with vec4 loads and stores.
 """
 from __future__ import annotations
 
@@ -36,14 +38,14 @@ def _pipeline(rt: Runtime, key, build, kinds: str):
     return pipe if pipe is not None else rt.pipeline(key, build, kinds)
 
 
-def _meta_parts(words: list, n_bind: int) -> tuple:
+def _meta_parts(words: list, binding: int) -> tuple:
     """(uniform bytes, META_DECL, META_READ, extra storage words or None). Metadata that does
     not fit the uniform block (many inputs, dims or constants) goes to a storage buffer."""
     if len(words) <= _UNIFORM_WORDS:
         return (struct.pack(f"<{len(words)}I", *words),
                 "@group(0) @binding(0) var<uniform> md: array<vec4<u32>, 16>;",
                 "md[k >> 2u][k & 3u]", None)
-    return (b"", f"@group(0) @binding({n_bind}) var<storage, read> mx: array<u32>;", "mx[k]",
+    return (b"", f"@group(0) @binding({binding}) var<storage, read> mx: array<u32>;", "mx[k]",
             words)
 
 
@@ -97,8 +99,11 @@ class FusedOps:
             if x.dtype is not d:
                 raise DTypeError(f"WGPU().fused_elementwise: input {k} is {x.dtype.name} but "
                                  f"the program expects {d.name}")
-        for d in program.const_dtypes + tuple(d for _, _, d in program.instrs):
-            self._check(d)
+        checked = self.__dict__.setdefault("_fused_checked", set())
+        if program.key not in checked:
+            for d in program.const_dtypes + tuple(d for _, _, d in program.instrs):
+                self._check(d)
+            checked.add(program.key)
 
     # ------------------------------------------------------------------ elementwise
     def fused_elementwise(self, program, inputs, shape: tuple) -> list:
@@ -143,8 +148,7 @@ class FusedOps:
         shp, sts = coalesce(shape, [ostr] + [list(t.layout.strides) for t in ins])
         nd = len(shp)
         ost = sts[0]
-        words = [n, nd] + shp
-        pattern, at = [], []
+        pattern, at, words = [], [], [n, nd] + shp
         for t, st, k in zip(ins, sts[1:], used):
             if k not in live:
                 pattern.append("-")
@@ -159,41 +163,64 @@ class FusedOps:
             else:
                 pattern.append("s")
                 words.extend(v & 0xFFFFFFFF for v in st)
+        # four elements per invocation with vec4 loads and stores when every input is read
+        # contiguously (or is one broadcast value): CPU drivers turn per-lane scalar loads into
+        # gathers, and this quarters them
+        vbind = {b for b, p in zip(bind, pattern) if p == "c"}
+        vec = n % 4 == 0 and "s" not in pattern and not vbind & {
+            b for b, p in zip(bind, pattern) if p == "z"} and all(
+            t.layout.offset % 4 == 0 for t, p in zip(ins, pattern) if p == "c")
+        if vec:
+            words[0] = n // 4
         cbase = len(words)
         words.extend(const_values(program))
         n_out = len(outs)
         meta, decl, read, extra = _meta_parts(words, 1 + n_out + n_bind)
-        key = ("fused", program.key, tuple(slots), nd, tuple(pattern), bind, extra is None)
+        key = ("fused", program.key, tuple(slots), nd, tuple(pattern), bind, extra is None, vec)
         in_store = [None] * n_bind
         for t, b in zip(ins, bind):
-            in_store[b] = t.w.store
+            in_store[b] = f"vec4<{t.w.store}>" if vec and b in vbind else t.w.store
 
         def build() -> str:
-            consts, body, names = program_body(program, live, lambda j: cbase + j)
-            index = _coords("i", "i", nd, 2) if "s" in pattern else []
+            lanes = ("_0", "_1", "_2", "_3") if vec else ("",)
+            consts, body, index, names = [], [], [], []
+            for lane in lanes:
+                consts, lines, nm = program_body(program, live, lambda j: cbase + j, lane)
+                body += lines
+                names.append(nm)
+            if "s" in pattern:
+                index = _coords("i", "i", nd, 2)
             for t, k, b, p, w0 in zip(ins, used, bind, pattern, at):
                 if p == "-":
                     continue
-                if p == "c":
-                    idx = f"M({w0}u) + i"
-                elif p == "z":
-                    idx = f"M({w0}u)"
-                else:
-                    idx = f"u32(bitcast<i32>(M({w0}u)){_dot('i', nd, w0 + 1)})"
+                if vec and p == "c":
+                    index.append(f"let v{k} = in{b}[(M({w0}u) >> 2u) + i];")
+                    index += [f"let x{k}{ln} = {t.w.load(f'v{k}[{j}]')};"
+                              for j, ln in enumerate(lanes)]
+                    continue
+                idx = {"c": f"M({w0}u) + i", "z": f"M({w0}u)"}.get(
+                    p, f"u32(bitcast<i32>(M({w0}u)){_dot('i', nd, w0 + 1)})")
                 index.append(f"let x{k} = {t.w.load(f'in{b}[{idx}]')};")
-            store = [f"out{j}[i] = {WTYPES[program.slot_dtype(s)].wrap(names[s])};"
-                     for j, s in enumerate(slots)]
+                if vec:
+                    index += [f"let x{k}{ln} = x{k};" for ln in lanes]
+            store = []
+            for j, (o, s) in enumerate(zip(outs, slots)):
+                vals = ", ".join(o.w.wrap(nm[s]) for nm in names)
+                store.append(f"out{j}[i] = vec4<{o.w.store}>({vals});" if vec else
+                             f"out{j}[i] = {vals};")
             f16 = uses_f16(program) and self._f16
+            ostore = [f"vec4<{o.w.store}>" if vec else o.w.store for o in outs]
             return rt.render("fused_map", ENABLE="enable f16;" if f16 else "",
                              COMMON=kernel_source("common"), META_DECL=decl, META_READ=read,
                              BINDINGS=_binding_decls([f"out{j}" for j in range(n_out)],
-                                                     [o.w.store for o in outs], in_store),
+                                                     ostore, in_store),
                              INDEX="\n    ".join(index),
                              BODY="\n    ".join(consts + body), STORE="\n    ".join(store))
 
         kinds = "r" + "w" * n_out + "r" * n_bind + ("r" if extra is not None else "")
         pipe = _pipeline(rt, key, build, kinds)
-        self._dispatch_fused(pipe, meta, extra, outs, ins, bind, n_bind, -(-n // 256))
+        self._dispatch_fused(pipe, meta, extra, outs, ins, bind, n_bind,
+                             -(-(n // 4 if vec else n) // 256))
 
     def _dispatch_fused(self, pipe, meta, extra, outs, ins, bind, n_bind, groups) -> None:
         rt = self.rt

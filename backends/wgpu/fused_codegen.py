@@ -52,14 +52,15 @@ def const_values(program) -> list:
 
 
 class _Emitter:
-    def __init__(self, program, names: list, lines: list):
+    def __init__(self, program, names: list, lines: list, suffix: str):
         self.p = program
         self.names = names
         self.lines = lines
+        self.suffix = suffix
         self.n_tmp = 0
 
     def let(self, w: WType, expr: str) -> str:
-        name = f"u{self.n_tmp}"
+        name = f"u{self.n_tmp}{self.suffix}"
         self.n_tmp += 1
         self.lines.append(f"let {name}: {w.comp} = {settle(w, expr)};")
         return name
@@ -130,26 +131,27 @@ def emit_instruction(e: _Emitter, op: str, args: tuple, d) -> str:
     raise DTypeError(f"WGPU(): fused programs have no op {op!r}")
 
 
-def program_body(program, live: set, const_word) -> tuple:
+def program_body(program, live: set, const_word, suffix: str = "") -> tuple:
     """(const lines, instruction lines, slot names) for the live part of `program`.
-    Inputs are named x<k> (the caller loads them); constant j is read from meta word
-    const_word(j)."""
+    Inputs are named x<k><suffix> (the caller loads them); constant j is c<j>, read from meta
+    word const_word(j); values are named with `suffix` so that several elements can be
+    evaluated side by side in one invocation."""
     n_in = program.n_inputs
-    names = [f"x{k}" for k in range(n_in)]
+    names = [f"x{k}{suffix}" for k in range(n_in)]
     consts = []
     for j, d in enumerate(program.const_dtypes):
         names.append(f"c{j}")
         if n_in + j in live:
             consts.append(f"let c{j} = bitcast<{WTYPES[d].comp}>(M({const_word(j)}u));")
     lines: list = []
-    e = _Emitter(program, names, lines)
+    e = _Emitter(program, names, lines, suffix)
     first = program.first_instr_slot
     for k, (op, args, d) in enumerate(program.instrs):
-        names.append(f"t{k}")
+        names.append(f"t{k}{suffix}")
         if first + k not in live:
             continue
         expr = emit_instruction(e, op, args, d)
-        lines.append(f"let t{k}: {WTYPES[d].comp} = {settle(WTYPES[d], expr)};")
+        lines.append(f"let t{k}{suffix}: {WTYPES[d].comp} = {settle(WTYPES[d], expr)};")
     return consts, lines, names
 
 
