@@ -43,6 +43,7 @@ from .core.ops_index import (gather, scatter, scatter_add, index_select, masked_
 from .core.ops_linalg import matmul, mm, bmm, dot, mv, outer, inner, addmm, einsum
 from . import autograd  # noqa: F401
 from . import functional  # noqa: F401
+from . import fusion  # noqa: F401
 from . import modules, optim, data  # noqa: F401,E402  (training stack; modules is torch.nn)
 from .serialization import save, load  # noqa: F401,E402
 

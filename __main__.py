@@ -1,0 +1,4 @@
+"""`python -m strata train|evaluate ...`."""
+from .cli import main
+
+raise SystemExit(main())
