@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..core.creation import zeros_like
+from .fused import adam_update
 from .optimizer import Optimizer, _check
 
 
@@ -31,8 +32,6 @@ class Adam(Optimizer):
             g = p.grad
             if g is None:
                 continue
-            if maximize:
-                g = -g
             st = self._state(p)
             if not st:
                 st["step"] = 0
@@ -42,24 +41,11 @@ class Adam(Optimizer):
                     st["max_exp_avg_sq"] = zeros_like(p.detach())
             st["step"] += 1
             step = st["step"]
-            if wd != 0:
-                if self._decoupled:
-                    p.mul_(1 - lr * wd)
-                else:
-                    g = g.add(p.detach(), alpha=wd)
-            m, v = st["exp_avg"], st["exp_avg_sq"]
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            bc1 = 1 - b1 ** step
-            bc2_sqrt = math.sqrt(1 - b2 ** step)
-            step_size = lr / bc1
-            if amsgrad:
-                mx = st["max_exp_avg_sq"]
-                mx.maximum_(v)
-                denom = mx.sqrt() / bc2_sqrt + eps
-            else:
-                denom = v.sqrt() / bc2_sqrt + eps
-            p.addcdiv_(m, denom, value=-step_size)
+            state = [st["exp_avg"], st["exp_avg_sq"]] + ([st["max_exp_avg_sq"]] if amsgrad else [])
+            adam_update(p, g, state, b1=b1, b2=b2, eps=eps, step_size=lr / (1 - b1 ** step),
+                        bc2_sqrt=math.sqrt(1 - b2 ** step), weight_decay=wd,
+                        decoupled_factor=(1 - lr * wd) if (self._decoupled and wd != 0) else None,
+                        amsgrad=amsgrad, maximize=maximize)
 
 
 class AdamW(Adam):

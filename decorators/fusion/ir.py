@@ -41,6 +41,14 @@ class Program:
                     tuple(d.name for d in self.const_dtypes),
                     tuple((op, args, d.name) for op, args, d in self.instrs), self.outputs)
 
+    def with_consts(self, consts) -> "Program":
+        """The same program (same key, same compiled kernel) with other constant values."""
+        p = Program.__new__(Program)
+        p.input_dtypes, p.const_dtypes, p.instrs = self.input_dtypes, self.const_dtypes, self.instrs
+        p.outputs, p.key = self.outputs, self.key
+        p.consts = tuple(consts)
+        return p
+
     @property
     def n_inputs(self) -> int:
         return len(self.input_dtypes)
@@ -110,6 +118,13 @@ class ProgramBuilder:
             ref = ("c", len(self.consts) - 1)
             self._const_memo[key] = ref
         return ref
+
+    def param(self, dtype: DType):
+        """A runtime constant with its own slot (never merged with equal values), so a built
+        program can be rerun with new values through Program.with_consts."""
+        self.consts.append(0.0 if dtype.kind == 2 else 0)
+        self.const_dtypes.append(dtype)
+        return ("c", len(self.consts) - 1)
 
     def dtype_of(self, ref) -> DType:
         kind, k = ref
