@@ -44,7 +44,7 @@ from .core.ops_linalg import matmul, mm, bmm, dot, mv, outer, inner, addmm, eins
 from . import autograd  # noqa: F401
 from . import functional  # noqa: F401
 from . import fusion  # noqa: F401
-from . import modules, optim, data  # noqa: F401,E402  (training stack; modules is torch.nn)
+from . import modules, optim, data, quantization  # noqa: F401,E402  (training stack; modules is torch.nn)
 from .serialization import save, load  # noqa: F401,E402
 
 __version__ = "0.1.0"

@@ -29,7 +29,7 @@ _FLOAT_UFUNC = {"div": np.true_divide, "pow": np.power, "reciprocal": np.recipro
                 "round": np.rint}
 
 
-def fused_elementwise(B, program, inputs, shape):
+def fused_elementwise(B, program, inputs, shape, alloc=None):
     n_in = len(inputs)
     first = program.first_instr_slot
     slots = list(inputs) + [d.np.type(v) for v, d in zip(program.consts, program.const_dtypes)]
@@ -41,9 +41,11 @@ def fused_elementwise(B, program, inputs, shape):
     free: dict = {}
     owned = set()  # slots whose buffer this evaluation allocated (may be recycled)
 
+    new = np.empty if alloc is None else alloc.empty  # a PoolAllocator's pool when set
+
     def take(shp, dtype):
         lst = free.get((shp, dtype))
-        return lst.pop() if lst else np.empty(shp, dtype)
+        return lst.pop() if lst else new(shp, dtype)
 
     for k, (op, args, d) in enumerate(program.instrs):
         vals = [slots[a] for a in args]

@@ -52,14 +52,17 @@ class DevicePool:
         self.config = config
         self.stats = PoolStats()
         self._free: dict[int, list] = {}
-        self._size: dict[int, int] = {}       # id(buffer) -> size class, for handed-out buffers
-        self._held: dict[int, object] = {}    # id(buffer) -> buffer (keeps ids unique while out)
+        # id(buffer) -> (buffer, size class) while handed out; holding the buffer keeps ids unique
+        self._out: dict[int, tuple] = {}
+        self._classes: dict[int, int] = {}    # request size -> size class (memo)
         self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ allocator interface
     def alloc(self, nbytes: int):
-        cls = self.config.size_class(nbytes)
+        cls = self._classes.get(nbytes)
+        if cls is None:
+            cls = self._size_class(nbytes)
         with self._lock:
             if self._pending:
                 self._drain()
@@ -74,13 +77,17 @@ class DevicePool:
                 self._make_room(cls)
                 buf = self.raw.alloc(cls)
                 st.misses += 1
-            k = id(buf)
-            self._size[k] = cls
-            self._held[k] = buf
+            self._out[id(buf)] = (buf, cls)
             st.in_use += cls
             if st.in_use > st.peak:
                 st.peak = st.in_use
             return buf
+
+    def _size_class(self, nbytes: int) -> int:
+        cls = self.config.size_class(nbytes)
+        if len(self._classes) < 65536:  # tensors of a model come in few sizes; bound the memo
+            self._classes[nbytes] = cls
+        return cls
 
     def free(self, buf) -> None:
         self._pending.append(buf)
@@ -106,13 +113,12 @@ class DevicePool:
         st = self.stats
         while pend:
             buf = pend.popleft()
-            k = id(buf)
-            cls = self._size.pop(k, None)
-            if cls is None:
+            rec = self._out.pop(id(buf), None)
+            if rec is None or rec[0] is not buf:
                 # not from this pool (allocated before it was installed): the raw allocator owns it
                 self.raw.free(buf)
                 continue
-            del self._held[k]
+            cls = rec[1]
             st.in_use -= cls
             st.cached += cls
             self._free.setdefault(cls, []).append(buf)

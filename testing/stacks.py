@@ -34,6 +34,9 @@ STACKS: list[tuple[str, tuple[str, ...]]] = [
     ("Autodiff(Fusion(WGPU()))", ("WGPU", "Fusion", "Autodiff")),
     ("Fusion(Autodiff(CuPy()))", ("CuPy", "Fusion", "Autodiff")),
     ("Autodiff(PoolAllocator(OpenCL()))", ("OpenCL", "PoolAllocator", "Autodiff")),
+    ("Autodiff(PoolAllocator(WGPU()))", ("WGPU", "PoolAllocator", "Autodiff")),
+    ("Quantization(NumPy())", ("NumPy", "Quantization")),
+    ("Autodiff(Quantization(NumPy()))", ("NumPy", "Quantization", "Autodiff")),
 ]
 
 

@@ -1,0 +1,263 @@
+"""Quantized matmul, linear and conv2d on any backend stack B.
+
+Two paths, chosen per call and recorded (see `last_path()` / `path_counts()`):
+
+* integer — when the activations have static quantization parameters (from calibration) and
+  the weight has one scale per output channel or per tensor: activations are quantized to
+  int8 codes, the product of codes is accumulated exactly, and one rescale per output channel
+  gives the result (y = sx * sw[o] * (xq @ wq^T - zx * colsum(wq)) + b). Exact accumulation runs
+  as "int32" (the backend's integer matmul: OpenCL, WGPU) or as "float32-exact" (integer-valued
+  float32 operands in the BLAS/float kernel, exact while K * max|xq| * max|wq| < 2^24; NumPy's
+  integer matmul has no BLAS and is ~200x slower than its float32 one), or "float64-exact"
+  when the float32 bound fails.
+* dequantize — everything else (no calibration: weight-only quantization; per-block scales,
+  which change inside a dot product): the weight is dequantized to float32 and the float op runs.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from ...core import dtype as dt
+from ...core.errors import ShapeError
+from .qtensor import QTensor, dequantize, from_work, int_values
+
+_F32_EXACT = 1 << 24
+_tls = threading.local()
+_counts: dict = {}
+_counts_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ActQuant:
+    """Static int8 quantization of activations: q = clamp(round(x / scale) + zero_point)."""
+
+    scale: float
+    zero_point: int
+    qmin: int = -128
+    qmax: int = 127
+
+    @classmethod
+    def from_range(cls, lo: float, hi: float, symmetric: bool = False) -> "ActQuant":
+        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+        if symmetric:
+            amax = max(-lo, hi)
+            scale = amax / 127.0 if amax > 0 else 1.0
+            return cls(float(_f32(scale)), 0, -127, 127)
+        scale = (hi - lo) / 255.0 if hi > lo else 1.0
+        scale = float(_f32(scale))
+        zp = int(min(max(round(-128 - lo / scale), -128), 127))
+        return cls(scale, zp)
+
+
+def _f32(v):
+    import numpy as np
+    return np.float32(v)
+
+
+# ---------------------------------------------------------------------- diagnostics
+def _record(op: str, path: str, B) -> None:
+    _tls.last = {"op": op, "path": path, "backend": str(B)}
+    with _counts_lock:
+        key = (op, path)
+        _counts[key] = _counts.get(key, 0) + 1
+
+
+def last_path() -> dict | None:
+    """{'op', 'path', 'backend'} of the last quantized op run in this thread (None before any)."""
+    return getattr(_tls, "last", None)
+
+
+def path_counts() -> dict:
+    """How often each (op, path) ran since the last reset_path_counts()."""
+    with _counts_lock:
+        return {f"{op}:{path}": n for (op, path), n in _counts.items()}
+
+
+def reset_path_counts() -> None:
+    with _counts_lock:
+        _counts.clear()
+
+
+# ---------------------------------------------------------------------- helpers
+_MODES = ("auto", "int32", "float32-exact")
+_mode = {"value": "auto"}
+
+
+def set_int_accumulation(mode: str) -> None:
+    """How integer GEMMs accumulate: "auto" (float32-exact on NumPy/CuPy, whose integer
+    matmul has no BLAS; the backend's int32 matmul elsewhere), "int32" or "float32-exact"."""
+    if mode not in _MODES:
+        raise ValueError(f"set_int_accumulation: mode must be one of {', '.join(_MODES)}, got "
+                         f"{mode!r}")
+    _mode["value"] = mode
+
+
+def int_mode(B) -> str:
+    """How exact integer products are accumulated on B's base backend."""
+    m = _mode["value"]
+    if m != "auto":
+        return m
+    base = type(B.base()).__name__
+    return "float32-exact" if base in ("NumPy", "CuPy") else "int32"
+
+
+def quantize_activation(B, x, act: ActQuant):
+    """Integer-valued float32 codes of x (round half to even, clamped)."""
+    q = B.round(B.div(x, act.scale))
+    if act.zero_point:
+        q = B.add(q, float(act.zero_point))
+    return B.minimum(B.maximum(q, float(act.qmin)), float(act.qmax))
+
+
+def _per_output_scale(q: QTensor, out_axis: int):
+    """Whether q has one scale per output channel (or one per tensor) for a GEMM whose output
+    channels run along `out_axis` of q."""
+    g = q.scheme.granularity
+    if g == "per_tensor":
+        return True
+    return g == "per_channel" and q.scheme.axis % len(q.shape) == out_axis
+
+
+def _gemm_operand(B, q: QTensor, mode: str, transpose: bool):
+    """(operand (K, M) integer-valued, colsum (M,) float32, max |code|, scale row) cached on q."""
+    key = ("gemm", mode, transpose)
+    hit = q._cache.get(key)
+    if hit is not None:
+        return hit
+    v = int_values(B, q)
+    c, rp = B.shape(v)
+    if rp != q.row:
+        v = B.slice(v, (0, 0), (c, q.row), (1, 1))
+    m = from_work(B, v, q.shape, q.scheme)          # original shape, integer-valued float32
+    if transpose:
+        m = B.permute(m, (1, 0))
+    m = B.reshape(m, B.shape(m))                    # materialize the layout once
+    colsum = B.sum(m, (0,), False)
+    import numpy as np
+    maxabs = float(np.abs(B.to_numpy(m)).max()) if q.row else 0.0
+    if mode == "int32":
+        m = B.cast(m, dt.int32)
+    elif mode == "float64-exact":
+        m = B.cast(m, dt.float64)
+    ncol = B.shape(colsum)[0]
+    if q.scheme.granularity == "per_tensor":
+        srow = B.reshape(q.scale, ())
+    else:
+        srow = B.reshape(q.scale, (ncol,))
+    hit = q._cache[key] = (m, colsum, maxabs, srow)
+    return hit
+
+
+def _choose(B, k: int, xmax: int, wmax: float) -> str:
+    mode = int_mode(B)
+    if mode == "float32-exact" and k * xmax * wmax >= _F32_EXACT:
+        mode = "float64-exact" if B.supports(dt.float64) else "int32"
+    return mode
+
+
+# ---------------------------------------------------------------------- ops
+def qmatmul_core(B, x, q: QTensor, bias, act: ActQuant | None, transpose: bool, op: str):
+    """x (..., K) times the 2-D quantized matrix q ((M, K) when transpose else (K, M))."""
+    if len(q.shape) != 2:
+        raise ShapeError(f"quantized {op}: the quantized operand must be 2-D, got shape {q.shape}")
+    k = q.shape[1] if transpose else q.shape[0]
+    xs = B.shape(x)
+    if not xs or xs[-1] != k:
+        raise ShapeError(f"quantized {op}: input shape {tuple(xs)} does not end in {k} features "
+                         f"(quantized operand {q.shape})")
+    lead = tuple(xs[:-1])
+    x2 = B.reshape(x, (_prod(lead), k)) if len(xs) != 2 else x
+    out_axis = 0 if transpose else 1
+    if act is None or not _per_output_scale(q, out_axis):
+        w = dequantize(B, q)
+        if transpose:
+            w = B.permute(w, (1, 0))
+        y = B.matmul(x2, w)
+        _record(op, "dequantize-float32", B)
+    else:
+        mode = int_mode(B)
+        m, colsum, wmax, srow = _gemm_operand(B, q, mode, transpose)
+        xmax = max(abs(act.qmin), abs(act.qmax))
+        chosen = _choose(B, k, xmax, wmax)
+        if chosen != mode:
+            m, colsum, wmax, srow = _gemm_operand(B, q, chosen, transpose)
+        xq = quantize_activation(B, x2, act)
+        if chosen == "int32":
+            acc = B.cast(B.matmul(B.cast(xq, dt.int32), m), dt.float32)
+        elif chosen == "float64-exact":
+            acc = B.cast(B.matmul(B.cast(xq, dt.float64), m), dt.float32)
+        else:
+            acc = B.matmul(xq, m)
+        if act.zero_point:
+            acc = B.sub(acc, B.mul(colsum, float(act.zero_point)))
+        y = B.mul(B.mul(acc, srow), act.scale)
+        _record(op, f"int8-{chosen}", B)
+    if bias is not None:
+        y = B.add(y, bias)
+    n_out = B.shape(y)[-1]
+    return B.reshape(y, lead + (n_out,)) if len(xs) != 2 else y
+
+
+def _prod(t) -> int:
+    n = 1
+    for s in t:
+        n *= s
+    return n
+
+
+def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
+            act: ActQuant | None):
+    """conv2d of x (N, C, H, W) with a quantized weight (O, C/groups, kh, kw)."""
+    if len(q.shape) != 4:
+        raise ShapeError(f"quantized conv2d: weight must be 4-D (O, C/groups, kh, kw), got {q.shape}")
+    o = q.shape[0]
+    if act is None or not _per_output_scale(q, 0):
+        y = B.conv2d(x, dequantize(B, q), stride, padding, dilation, groups)
+        _record("conv2d", "dequantize-float32", B)
+    else:
+        key = ("conv",)
+        hit = q._cache.get(key)
+        if hit is None:
+            v = int_values(B, q)
+            c, rp = B.shape(v)
+            if rp != q.row:
+                v = B.slice(v, (0, 0), (c, q.row), (1, 1))
+            w = from_work(B, v, q.shape, q.scheme)
+            import numpy as np
+            wmax = float(np.abs(B.to_numpy(w)).max()) if q.row else 0.0
+            srow = B.reshape(q.scale, ()) if q.scheme.granularity == "per_tensor" else \
+                B.reshape(q.scale, (1, o, 1, 1))
+            hit = q._cache[key] = (w, wmax, srow)
+        w, wmax, srow = hit
+        k = _prod(q.shape[1:])
+        # centred codes (xq - zx): zero padding then stands for x = 0, as in the float conv
+        span = act.qmax - act.qmin
+        if k * span * wmax < _F32_EXACT:
+            path = "float32-exact"
+        elif B.supports(dt.float64):
+            path = "float64-exact"
+        else:
+            path = None
+        if path is None:
+            y = B.conv2d(x, dequantize(B, q), stride, padding, dilation, groups)
+            _record("conv2d", "dequantize-float32", B)
+        else:
+            xq = quantize_activation(B, x, act)
+            if act.zero_point:
+                xq = B.sub(xq, float(act.zero_point))
+            if path == "float64-exact":
+                acc = B.cast(B.conv2d(B.cast(xq, dt.float64), B.cast(w, dt.float64), stride,
+                                      padding, dilation, groups), dt.float32)
+            else:
+                acc = B.conv2d(xq, w, stride, padding, dilation, groups)
+            y = B.mul(B.mul(acc, srow), act.scale)
+            _record("conv2d", f"int8-{path}", B)
+    if bias is not None:
+        y = B.add(y, B.reshape(bias, (1, o, 1, 1)))
+    return y
+
+
+__all__ = ["ActQuant", "qmatmul_core", "qconv2d", "quantize_activation", "last_path",
+           "set_int_accumulation",
+           "path_counts", "reset_path_counts", "int_mode"]

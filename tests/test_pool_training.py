@@ -1,0 +1,93 @@
+"""PoolAllocator under training: an MLP (784-128-10, Adam) allocates (almost) nothing new after
+its first steps and its memory in use stays flat; the conformance harness passes with the pool
+on every base backend; pooled and unpooled stacks compute the same numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import strata as st
+import strata.functional as F
+from strata import modules as nn
+
+
+def _build(spec: str):
+    try:
+        return st.backend(spec)
+    except st.BackendError as e:
+        pytest.skip(f"{spec} unavailable here: {e}")
+
+
+def _mlp_trainer(B, batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    st.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128, backend=B), nn.ReLU(),
+                          nn.Linear(128, 10, backend=B))
+    opt = st.optim.Adam(model.parameters(), lr=1e-3)
+    xs = [st.from_numpy(rng.random((batch, 1, 28, 28), dtype=np.float32), backend=B) for _ in range(4)]
+    ys = [st.from_numpy(rng.integers(0, 10, batch), backend=B) for _ in range(4)]
+
+    def step(i):
+        loss = F.cross_entropy(model(xs[i % 4]), ys[i % 4])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def _run(B, steps: int, warm: int, batch: int):
+    step = _mlp_trainer(B, batch)
+    for i in range(warm):
+        step(i)
+    B.sync()
+    s_warm = B.memory_stats()
+    in_use = []
+    for i in range(warm, steps):
+        step(i)
+        if i % 50 == 0:
+            in_use.append(B.memory_stats()["bytes_in_use"])
+    B.sync()
+    return s_warm, B.memory_stats(), in_use
+
+
+def test_numpy_mlp_1000_steps_allocates_nothing_after_warmup():
+    B = st.backend("Autodiff(PoolAllocator(NumPy()))")
+    s_warm, s_end, in_use = _run(B, steps=1000, warm=3, batch=16)
+    new_allocs = s_end["misses"] - s_warm["misses"]
+    assert new_allocs == 0, f"{new_allocs} new host blocks after warm-up"
+    assert s_end["requests"] - s_warm["requests"] > 50_000  # the pool really served the steps
+    assert max(in_use) <= s_warm["bytes_in_use"] + s_warm["bytes_cached"]
+    assert s_end["peak_bytes_in_use"] == s_warm["peak_bytes_in_use"]
+    assert in_use[-1] <= in_use[0]
+
+
+@pytest.mark.parametrize("spec", ["Autodiff(PoolAllocator(OpenCL()))",
+                                  "Autodiff(PoolAllocator(WGPU()))"])
+def test_device_mlp_memory_flat_after_warmup(spec):
+    B = _build(spec)
+    s_warm, s_end, in_use = _run(B, steps=40, warm=3, batch=16)
+    assert s_end["misses"] - s_warm["misses"] <= 2
+    assert s_end["bytes_in_use"] <= s_warm["bytes_in_use"]
+    assert s_end["peak_bytes_in_use"] <= s_warm["peak_bytes_in_use"] + 64 * 1024
+
+
+@pytest.mark.parametrize("base", ["NumPy()", "OpenCL()", "WGPU()"])
+def test_pooled_training_matches_unpooled(base):
+    plain = _build(f"Autodiff({base})")
+    pooled = _build(f"Autodiff(PoolAllocator({base}))")
+    a, b = _mlp_trainer(plain, 8), _mlp_trainer(pooled, 8)
+    for i in range(5):
+        la, lb = a(i), b(i)
+    assert abs(la.item() - lb.item()) <= 1e-5 * max(1.0, abs(la.item()))
+
+
+def test_conformance_with_pool_on_wgpu():
+    # NumPy and OpenCL stacks with the pool are in strata.testing.STACKS (test_conformance.py)
+    from strata import testing
+    B = _build("PoolAllocator(WGPU())")
+    results = testing.check(B, ops=["unary", "binary", "reduce", "linalg", "nn", "movement",
+                                     "indexing"])
+    fails = [r for r in results if r.status == "fail"]
+    assert sum(r.status == "pass" for r in results) > 300
+    assert not fails, [(r.op, r.dtype, r.kind, r.message) for r in fails[:5]]

@@ -1,0 +1,206 @@
+"""Quantization: scheme validation, quantize -> dequantize error bounds, int4 packing, and the
+quantized matmul / linear / conv2d against a float64 reference of the dequantized math, on
+every base backend available here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import strata as st
+import strata.quantization as Q
+from strata.decorators.quantization.qtensor import pack_int4, unpack_int4_host
+
+BASES = ["NumPy()", "OpenCL()", "WGPU()"]
+SCHEMES = [
+    Q.QuantScheme(),
+    Q.QuantScheme(symmetric=False),
+    Q.QuantScheme(granularity="per_tensor"),
+    Q.QuantScheme(granularity="per_tensor", symmetric=False),
+    Q.QuantScheme(dtype="int4"),
+    Q.QuantScheme(dtype="int4", symmetric=False),
+    Q.QuantScheme(dtype="int4", granularity="per_block", block_size=16),
+    Q.QuantScheme(dtype="int4", granularity="per_block", block_size=16, symmetric=False),
+    Q.QuantScheme(granularity="per_block", block_size=32),
+    Q.QuantScheme(axis=1),
+]
+
+
+def _backend(spec):
+    try:
+        return st.backend(spec)
+    except st.BackendError as e:
+        pytest.skip(f"{spec} unavailable here: {e}")
+
+
+def _sid(s):
+    return s.kwargs_repr() or "int8"
+
+
+@pytest.mark.parametrize("kw, word", [({"dtype": "int3"}, "dtype"), ({"block_size": 7}, "block_size"),
+                                      ({"percentile": 20}, "percentile"), ({"foo": 1}, "foo"),
+                                      ({"granularity": "per_row"}, "granularity")])
+def test_bad_scheme_is_a_clear_error(kw, word):
+    with pytest.raises(Q.QuantSchemeError, match=word):
+        Q.QuantScheme.build(**kw)
+
+
+def test_quantization_stack_string_round_trip_and_default_scheme():
+    s = "Quantization(Autodiff(NumPy()), dtype='int4', granularity='per_block')"
+    B = st.backend(s)
+    assert str(B) == s and str(st.backend(str(B))) == s
+    w = st.randn(8, 64, backend=B)
+    q = Q.quantize(w)
+    assert q.scheme.dtype == "int4" and q.scheme.granularity == "per_block"
+    y = (w * 2).sum()             # float ops pass through the layer
+    assert abs(y.item() - 2 * w.numpy().sum()) < 1e-3
+
+
+def test_int4_pack_round_trip():
+    rng = np.random.default_rng(0)
+    q = rng.integers(-8, 8, (5, 12)).astype(np.int8)
+    p = pack_int4(q)
+    assert p.dtype == np.uint8 and p.shape == (5, 6)
+    np.testing.assert_array_equal(unpack_int4_host(p), q)
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("scheme", SCHEMES, ids=_sid)
+def test_dequantize_error_is_within_half_a_step(base, scheme):
+    B = _backend(base)
+    rng = np.random.default_rng(1)
+    a = (rng.standard_normal((6, 37)) * rng.uniform(0.1, 3, (6, 1))).astype(np.float32)
+    q = Q.quantize(st.from_numpy(a, backend=B), scheme)
+    d = q.dequantize().numpy().astype(np.float64)
+    assert d.shape == a.shape
+    # the step of each value's group: per tensor / channel (axis) / block of the channel row
+    sc = q.q_scale()
+    if scheme.granularity == "per_tensor":
+        step = np.full(a.shape, sc)
+    elif scheme.granularity == "per_channel":
+        step = np.expand_dims(sc, 1 - scheme.axis) * np.ones(a.shape)
+    else:
+        step = np.repeat(sc, scheme.block_size, axis=1)[:, :a.shape[1]]
+    err = np.abs(d - a)
+    assert np.all(err <= step / 2 * (1 + 1e-5) + 1e-7), float((err / step).max())
+    codes = q.int_repr()
+    assert codes.min() >= scheme.qmin and codes.max() <= scheme.qmax
+    # the codes really use the range (a degenerate scale would pass the bound trivially)
+    assert np.abs(codes).max() >= scheme.qmax // 2
+
+
+def test_percentile_calibration_clips_outliers():
+    a = np.random.default_rng(2).standard_normal((1, 4096)).astype(np.float32)
+    a[0, 0] = 100.0
+    x = st.from_numpy(a)
+    mm = Q.quantize(x, granularity="per_tensor")
+    pc = Q.quantize(x, granularity="per_tensor", calibration="percentile", percentile=99.9)
+    assert pc.q_scale() < mm.q_scale() / 10
+    body = np.abs(pc.dequantize().numpy()[0, 1:] - a[0, 1:]).mean()
+    assert body < np.abs(mm.dequantize().numpy()[0, 1:] - a[0, 1:]).mean()
+
+
+def _ref_linear(x, wd, b, act, int_path):
+    x = x.astype(np.float64)
+    if int_path:
+        xq = np.clip(np.round(x.astype(np.float32) / np.float32(act.scale)) + act.zero_point,
+                     act.qmin, act.qmax)
+        x = (xq - act.zero_point) * act.scale
+    return x @ wd.T + (0 if b is None else b)
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("scheme", SCHEMES[:8], ids=_sid)
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_quantized_linear_matches_float64_reference(base, scheme, calibrated):
+    B = _backend(base)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 40)).astype(np.float32)
+    w = rng.standard_normal((24, 40)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    q = Q.quantize(st.from_numpy(w, backend=B), scheme)
+    act = Q.calibrate_activation([x]) if calibrated else None
+    y = Q.linear(st.from_numpy(x, backend=B), q, st.from_numpy(b, backend=B), act=act)
+    path = Q.last_path()["path"]
+    int_path = calibrated and scheme.granularity != "per_block"
+    assert path.startswith("int8-") == int_path, path
+    wd = q.dequantize().numpy().astype(np.float64)
+    ref = _ref_linear(x, wd, b, act, int_path)
+    assert y.shape == (2, 3, 24)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_quantized_matmul_per_column(base):
+    B = _backend(base)
+    rng = np.random.default_rng(4)
+    a = rng.random((7, 30)).astype(np.float32)
+    m = rng.standard_normal((30, 11)).astype(np.float32)
+    q = Q.quantize(st.from_numpy(m, backend=B), axis=1)
+    act = Q.calibrate_activation([a])
+    y = Q.matmul(st.from_numpy(a, backend=B), q, act=act)
+    assert Q.last_path()["path"].startswith("int8-")
+    md = q.dequantize().numpy().astype(np.float64)
+    ref = _ref_linear(a, md.T, None, act, True)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("scheme", [Q.QuantScheme(), Q.QuantScheme(dtype="int4", symmetric=False),
+                                    Q.QuantScheme(dtype="int4", granularity="per_block", block_size=8)],
+                         ids=_sid)
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_quantized_conv2d_matches_float64_reference(base, scheme, calibrated):
+    import torch
+    B = _backend(base)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    q = Q.quantize(st.from_numpy(w, backend=B), scheme)
+    act = Q.calibrate_activation([x]) if calibrated else None
+    y = Q.conv2d(st.from_numpy(x, backend=B), q, st.from_numpy(b, backend=B), stride=2,
+                 padding=1, groups=2, act=act)
+    int_path = calibrated and scheme.granularity != "per_block"
+    assert Q.last_path()["path"].startswith("int8-") == int_path
+    xr = x.astype(np.float64)
+    if int_path:
+        xq = np.clip(np.round(x / np.float32(act.scale)) + act.zero_point, act.qmin, act.qmax)
+        xr = ((xq - act.zero_point) * act.scale).astype(np.float64)
+    wd = q.dequantize().numpy().astype(np.float64)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(xr), torch.from_numpy(wd),
+                                     torch.from_numpy(b.astype(np.float64)), 2, 1, 1, 2).numpy()
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_bad_inputs_are_clear_errors():
+    w = Q.quantize(st.randn(4, 8))
+    with pytest.raises(st.ShapeError, match="features"):
+        Q.linear(st.randn(2, 5), w)
+    with pytest.raises(TypeError, match="QuantizedTensor"):
+        Q.linear(st.randn(2, 8), st.randn(4, 8))
+    with pytest.raises(st.DTypeError, match="floating"):
+        Q.quantize(st.arange(8))
+    with pytest.raises(ValueError, match="NaN"):
+        Q.quantize(st.tensor([1.0, float("nan")]))
+    other = st.backend("NumPy()")
+    with pytest.raises(st.BackendError, match="on"):
+        Q.linear(st.randn(2, 8, backend=other), w)
+
+
+def test_int32_and_float32_exact_accumulation_agree_bit_for_bit():
+    rng = np.random.default_rng(6)
+    x = st.from_numpy(rng.standard_normal((9, 300)).astype(np.float32))
+    q = Q.quantize(st.from_numpy(rng.standard_normal((20, 300)).astype(np.float32)))
+    act = Q.calibrate_activation([x])
+    try:
+        Q.set_int_accumulation("int32")
+        a = Q.linear(x, q, act=act).numpy()
+        assert Q.last_path()["path"] == "int8-int32"
+        Q.set_int_accumulation("float32-exact")
+        b = Q.linear(x, q, act=act).numpy()
+        assert Q.last_path()["path"] == "int8-float32-exact"
+    finally:
+        Q.set_int_accumulation("auto")
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="mode"):
+        Q.set_int_accumulation("int16")
