@@ -56,7 +56,9 @@ def test_numpy_mlp_1000_steps_allocates_nothing_after_warmup():
     s_warm, s_end, in_use = _run(B, steps=1000, warm=3, batch=16)
     new_allocs = s_end["misses"] - s_warm["misses"]
     assert new_allocs == 0, f"{new_allocs} new host blocks after warm-up"
-    assert s_end["requests"] - s_warm["requests"] > 50_000  # the pool really served the steps
+    # the pool really served the steps: every step allocates its activations, gradients and
+    # fused optimizer outputs through it (about 40 requests a step)
+    assert s_end["requests"] - s_warm["requests"] > 30 * 997
     assert max(in_use) <= s_warm["bytes_in_use"] + s_warm["bytes_cached"]
     assert s_end["peak_bytes_in_use"] == s_warm["peak_bytes_in_use"]
     assert in_use[-1] <= in_use[0]
