@@ -1,0 +1,125 @@
+"""PoolAllocator: the MLP training step (784-128-10, batch 64, Adam) on each Autodiff stack,
+with and without a PoolAllocator under it, in one run (`python -m bench --only pool`).
+
+Each variant builds its own stack from the target's string (installing a pool changes the base
+backend object, so pooled and unpooled stacks never share one). The pooled row's note gives the
+blocks the pool created during three warm-up steps and after them."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .models import MLP_FLOPS, _batch, _mlp_weights, _strata_step
+from .registry import NotApplicable, Work, benchmark
+
+
+def _stack(t, pooled: bool):
+    if t.kind != "strata":
+        raise NotApplicable("compares strata stacks with and without PoolAllocator")
+    if not t.has_autograd:
+        raise NotApplicable(f"{t.name} has no Autodiff layer (training step)")
+    spec = str(t.backend)
+    if "PoolAllocator(" in spec:
+        raise NotApplicable("the target already has a pool")
+    base = str(t.backend.base())
+    if pooled:
+        spec = spec.replace(base, f"PoolAllocator({base})", 1)
+    return t.st.backend(spec)
+
+
+def _step(t, B):
+    nn = t.st.modules
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128, backend=B), nn.ReLU(),
+                          nn.Linear(128, 10, backend=B))
+    model.load_state_dict(_mlp_weights())
+    x, y = _batch()
+
+    class _T:  # _strata_step needs .st and .backend
+        st = t.st
+        backend = B
+    return _strata_step(_T, model, x, y)
+
+
+def _ab(plain, pooled, Bp, Bq, budget: float = 3.0) -> tuple:
+    """Median step times of the two stacks, alternating steps so that both see the same load
+    (the host's speed drifts between the runner's separate rows)."""
+    ta, tb = [], []
+    start = time.perf_counter()
+    i = 0
+    while (time.perf_counter() - start < budget or i < 6) and i < 400:
+        pair = ((plain, Bp, ta), (pooled, Bq, tb)) if i % 2 else ((pooled, Bq, tb), (plain, Bp, ta))
+        for f, B, out in pair:
+            t0 = time.perf_counter()
+            f()
+            B.sync()
+            out.append(time.perf_counter() - t0)
+        i += 1
+    return float(np.median(ta)), float(np.median(tb)), i
+
+
+def _work(t, pooled: bool) -> Work:
+    B = _stack(t, pooled)
+    run = _step(t, B)
+    note = "784-128-10, batch 64, Adam"
+    if pooled:
+        for _ in range(3):
+            run()
+        B.sync()
+        s0 = B.memory_stats()
+        Bp = _stack(t, False)
+        plain = _step(t, Bp)
+        for _ in range(3):
+            plain()
+        ta, tb, n = _ab(plain, run, Bp, B)
+        s1 = B.memory_stats()
+        note += (f"; pool blocks: {s0['misses']} in 3 warm-up steps, "
+                 f"{s1['misses'] - s0['misses']} in the next {n}; "
+                 f"{s0['peak_bytes_in_use'] / 2**20:.1f} MiB peak; interleaved A/B over {n} "
+                 f"steps: plain {ta * 1e3:.2f} ms, pooled {tb * 1e3:.2f} ms ({tb / ta:.2f}x)")
+    return Work(run, flops=MLP_FLOPS, note=note)
+
+
+@benchmark("pool_mlp_step_plain", group="pool")
+def pool_mlp_step_plain(t) -> Work:
+    """MLP training step on the target stack as is (no pool)."""
+    return _work(t, pooled=False)
+
+
+@benchmark("pool_mlp_step_pooled", group="pool")
+def pool_mlp_step_pooled(t) -> Work:
+    """MLP training step with PoolAllocator inserted above the base backend."""
+    return _work(t, pooled=True)
+
+
+CHURN_SHAPE = (1024, 768)   # 3 MiB float32: above malloc's mmap threshold
+
+
+def _churn(t, pooled: bool) -> Work:
+    """Eight 3 MiB temporaries alive at once (what a backward pass over wide layers holds)."""
+    if t.kind != "strata":
+        raise NotApplicable("compares strata stacks with and without PoolAllocator")
+    if t.has_autograd:
+        raise NotApplicable("elementwise allocation pattern: run on the stacks without Autodiff")
+    spec = str(t.backend)
+    base = str(t.backend.base())
+    B = t.st.backend(spec.replace(base, f"PoolAllocator({base})", 1) if pooled else spec)
+    x = t.st.from_numpy(np.random.default_rng(0).random(CHURN_SHAPE, dtype=np.float32), backend=B)
+
+    def run():
+        live = [x * float(i) + 1.0 for i in range(8)]
+        return live[-1]
+    n = CHURN_SHAPE[0] * CHURN_SHAPE[1]
+    return Work(run, bytes=16 * 4.0 * n * 2, note="8 live 3 MiB results of x * c + 1")
+
+
+@benchmark("pool_churn_plain", group="pool")
+def pool_churn_plain(t) -> Work:
+    """Many large temporaries alive at once, no pool."""
+    return _churn(t, pooled=False)
+
+
+@benchmark("pool_churn_pooled", group="pool")
+def pool_churn_pooled(t) -> Work:
+    """Many large temporaries alive at once, with PoolAllocator."""
+    return _churn(t, pooled=True)
