@@ -27,5 +27,10 @@ class NumPy(ArrayBackend):
         # in-place evaluation: a chain reuses a few buffers instead of one array per op
         return xp_fused.fused_elementwise(self, program, inputs, shape, self.allocator)
 
+    def fused_update(self, program, inputs, shape, donate):
+        # write updated values into the donated buffers: an optimizer step then allocates
+        # nothing (fresh large arrays page-fault on every step)
+        return xp_fused.fused_elementwise(self, program, inputs, shape, self.allocator, donate)
+
 
 __all__ = ["NumPy"]

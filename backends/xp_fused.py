@@ -29,7 +29,8 @@ _FLOAT_UFUNC = {"div": np.true_divide, "pow": np.power, "reciprocal": np.recipro
                 "round": np.rint}
 
 
-def fused_elementwise(B, program, inputs, shape, alloc=None):
+def fused_elementwise(B, program, inputs, shape, alloc=None, donate=None):
+    """donate: {output index: input index} the caller gives up (see Backend.fused_update)."""
     n_in = len(inputs)
     first = program.first_instr_slot
     slots = list(inputs) + [d.np.type(v) for v, d in zip(program.consts, program.const_dtypes)]
@@ -40,6 +41,14 @@ def fused_elementwise(B, program, inputs, shape, alloc=None):
             last_use[a] = k
     free: dict = {}
     owned = set()  # slots whose buffer this evaluation allocated (may be recycled)
+    # instruction slot -> donated input array it may write into
+    into = {}
+    for k_out, i_in in (donate or {}).items():
+        s_out, a = program.outputs[k_out], inputs[i_in]
+        if (s_out >= first and isinstance(a, np.ndarray) and a.shape == tuple(shape)
+                and a.dtype == program.slot_dtype(s_out).np and a.flags.c_contiguous
+                and a.flags.writeable and last_use.get(i_in, -1) <= s_out - first):
+            into[s_out] = a
 
     new = np.empty if alloc is None else alloc.empty  # a PoolAllocator's pool when set
 
@@ -58,8 +67,12 @@ def fused_elementwise(B, program, inputs, shape, alloc=None):
         if uf is None and d.kind == 2:
             uf = _FLOAT_UFUNC.get(op)
         if uf is not None:
-            r = uf(*vals, out=take(shp, d.np))
-            owned.add(slot)
+            dst = into.get(slot)
+            if dst is not None and dst.shape == shp:
+                r = uf(*vals, out=dst)
+            else:
+                r = uf(*vals, out=take(shp, d.np))
+                owned.add(slot)
         elif op == "relu" and d.kind != 0:
             r = np.maximum(vals[0], d.np.type(0), out=take(shp, d.np))
             owned.add(slot)

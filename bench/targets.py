@@ -104,8 +104,14 @@ class TorchTarget(Target):
     has_autograd = True
 
     def __init__(self, torch_module: Any) -> None:
+        import os
         self.torch = torch_module
         self.version = torch_module.__version__
+        # the same thread budget as NumPy's BLAS: on a 2-core machine torch's intra-op pool
+        # otherwise fights the benchmark process for cores and its timings swing 2x or more
+        n = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        if n and n.isdigit():
+            torch_module.set_num_threads(int(n))
 
     def array(self, a: np.ndarray, requires_grad: bool = False) -> Any:
         t = self.torch.from_numpy(np.array(a, copy=True))

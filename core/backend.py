@@ -358,6 +358,21 @@ class Backend:
         hit = self.gt(self.scatter_add(self.full(self.shape(x), 0, self.dtype(ones)), axis, index, ones), 0)
         return self.where(hit, self.scatter_add(zeros, axis, index, src), x)
 
+    def linear(self, x, w, b):
+        """x (..., in) @ w(out, in).T + b(out) (b may be None). An op of its own so that
+        Autodiff computes the weight gradient as g.T @ x, laid out like the weight (through
+        matmul + transpose it would come back as a transposed view)."""
+        shp = self.shape(x)
+        n_in = shp[-1]
+        lead = shp[:-1]
+        rows = 1
+        for s in lead:
+            rows *= s
+        out = self.matmul(self.reshape(x, (rows, n_in)), self.permute(w, (1, 0)))
+        if b is not None:
+            out = self.add(out, b)
+        return self.reshape(out, lead + (self.shape(w)[0],))
+
     def softmax(self, x, axis: int):
         e = self.exp(self.sub(x, self.max(x, (axis,), True)))
         return self.div(e, self.sum(e, (axis,), True))
@@ -545,6 +560,13 @@ class Backend:
                 v = self.expand(self.reshape(v, (1,) * (len(shape) - len(vs)) + tuple(vs)), shape)
             outs.append(v)
         return outs
+
+    def fused_update(self, program, inputs: Sequence, shape: tuple, donate: dict) -> list:
+        """fused_elementwise for in-place updates (optimizer steps): `donate` maps an output
+        index to an input index whose old value the caller will never read again, so the
+        backend MAY write that output into the input's buffer instead of allocating. Default:
+        ignore the offer (always correct)."""
+        return self.fused_elementwise(program, inputs, shape)
 
     def fused_reduce(self, program, inputs: Sequence, shape: tuple, op: str, axes: tuple,
                      keepdims: bool):

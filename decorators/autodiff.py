@@ -15,6 +15,7 @@ from . import autodiff_rules as R
 from . import autodiff_rules_nn as RN
 from .autodiff_fused import fused_elementwise as _fused_elementwise
 from .autodiff_fused import fused_reduce as _fused_reduce
+from .autodiff_fused import fused_update as _fused_update
 from .autodiff_engine import Node, Tracked, edge, run, seed_grad
 
 # grad mode is read as the plain attribute `_state.enabled` (a class default on the
@@ -319,6 +320,14 @@ class Autodiff(Backend):
             return _rec(v, RN.matmul_bw, (edge(a), edge(b)), (a.value, b.value))
         return Tracked(v)
 
+    def linear(self, x, w, b):
+        v = self.inner.linear(x.value, w.value, None if b is None else b.value)
+        if _state.enabled and (x.requires_grad or w.requires_grad or
+                               (b is not None and b.requires_grad)):
+            return _rec(v, RN.linear_bw, (edge(x), edge(w), None if b is None else edge(b)),
+                        (x.value, w.value, b is not None))
+        return Tracked(v)
+
     def softmax(self, x, axis: int):
         v = self.inner.softmax(x.value, axis)
         return self._one(x, v, RN.softmax_bw, (v, axis))
@@ -375,6 +384,7 @@ class Autodiff(Backend):
     # symbolically into another fused program (autodiff_fused.py)
     fused_elementwise = _fused_elementwise
     fused_reduce = _fused_reduce
+    fused_update = _fused_update
 
     # ================================================================ autodiff hooks
     def requires_grad(self, x) -> bool:

@@ -63,3 +63,12 @@ def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
                                                axes, keepdims))
     (v,) = fused_elementwise(self, program, inputs, shape)
     return getattr(self, op)(v, axes, keepdims)
+
+
+def fused_update(self, program, inputs, shape, donate):
+    """Updates run untracked (optimizer steps under no_grad) and may reuse donated buffers;
+    a recorded op must keep its inputs intact, so it takes the ordinary path."""
+    if _state.enabled and any(x.requires_grad for x in inputs):
+        return fused_elementwise(self, program, inputs, shape)
+    return [Tracked(o) for o in self.inner.fused_update(program, [x.value for x in inputs],
+                                                         shape, donate)]

@@ -24,6 +24,21 @@ def matmul_bw(B, s, g, nx):
     return ga, gb
 
 
+@rule("LinearBackward")
+def linear_bw(B, s, g, nx):
+    x, w, has_b = s
+    shp = B.shape(x)
+    rows = 1
+    for d in shp[:-1]:
+        rows *= d
+    g2 = B.reshape(g, (rows, B.shape(w)[0]))
+    gx = B.reshape(B.matmul(g2, w), shp) if nx[0] is not None else None
+    # g.T @ x is (out, in): contiguous like the weight, so optimizer updates stream over it
+    gw = B.matmul(B.permute(g2, (1, 0)), B.reshape(x, (rows, shp[-1]))) if nx[1] is not None else None
+    gb = B.sum(g2, (0,), False) if has_b and nx[2] is not None else None
+    return gx, gw, gb
+
+
 @rule("SoftmaxBackward")
 def softmax_bw(B, s, g, nx):
     y, axis = s

@@ -14,8 +14,15 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if input.shape[-1] != weight.shape[-1]:
         raise ShapeError(f"linear: input has {input.shape[-1]} features (shape {tuple(input.shape)}) "
                          f"but weight {tuple(weight.shape)} expects {weight.shape[-1]}")
-    out = input @ (weight.transpose(0, 1) if weight.ndim == 2 else weight)
-    return out if bias is None else out + bias
+    if weight.ndim == 1 or input.ndim == 0 or input.dtype is not weight.dtype or (
+            bias is not None and (bias.dtype is not weight.dtype or tuple(bias.shape) != (weight.shape[0],))):
+        out = input @ (weight.transpose(0, 1) if weight.ndim == 2 else weight)
+        return out if bias is None else out + bias
+    from ..core.tensor import _as_tensor_like
+    B = weight._b
+    x = _as_tensor_like(input, weight)
+    p = B.linear(x._p, weight._p, None if bias is None else _as_tensor_like(bias, weight)._p)
+    return Tensor._make(p, B)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

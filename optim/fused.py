@@ -54,7 +54,10 @@ def adam_update(p: Tensor, g: Tensor, state: list, *, b1, b2, eps, step_size, bc
     if g.dtype is not d:
         g = g._cast(d)
     prims = [p._p, g._p] + [s._p for s in state]
-    outs = B.fused_elementwise(prog, prims, tuple(p.shape))
+    # p, m, v (and max_v) are overwritten by this step: their buffers may take the results,
+    # as torch's in-place optimizer steps do
+    donate = {0: 0, 1: 2, 2: 3, 3: 4} if amsgrad else {0: 0, 1: 2, 2: 3}
+    outs = B.fused_update(prog, prims, tuple(p.shape), donate)
     p._assign(Tensor._make(outs[0], B))
     for s, o in zip(state, outs[1:]):
         s._assign(Tensor._make(o, B))

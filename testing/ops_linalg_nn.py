@@ -46,6 +46,10 @@ def nn(name, run, refn, *shapes, tol=4.0, dtypes=FLOATS, grad=True, out=None):
 
 
 NN = [
+    nn("F.linear", lambda st, F, x, w, b: F.linear(x, w, b), lambda x, w, b: x @ w.T + b,
+       (2, 3, 5), (4, 5), (4,)),
+    nn("F.linear(no bias)", lambda st, F, x, w: F.linear(x, w), lambda x, w: x @ w.T,
+       (6, 5), (3, 5)),
     nn("F.conv2d", lambda st, F, x, w, b: F.conv2d(x, w, b), lambda x, w, b: ref.conv2d(x, w, b),
        (2, 3, 5, 5), (4, 3, 3, 3), (4,)),
     nn("F.conv2d(stride,pad)", lambda st, F, x, w: F.conv2d(x, w, stride=2, padding=1),

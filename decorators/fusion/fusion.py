@@ -153,6 +153,10 @@ class Fusion(Backend):
     def fused_elementwise(self, program, inputs, shape):
         return [self._wrap(v) for v in self.inner.fused_elementwise(program, self._val(inputs), shape)]
 
+    def fused_update(self, program, inputs, shape, donate):
+        return [self._wrap(v) for v in self.inner.fused_update(program, self._val(inputs), shape,
+                                                               donate)]
+
     def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
         return self._wrap(self.inner.fused_reduce(program, self._val(inputs), shape, op, axes,
                                                   keepdims))
@@ -246,5 +250,5 @@ for _n in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
 for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin", "reshape",
            "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add", "matmul",
            "prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
-           "layer_norm", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"):
+           "layer_norm", "linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d"):
     setattr(Fusion, _n, _forward(_n))
