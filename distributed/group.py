@@ -203,7 +203,7 @@ def _leave_at_exit() -> None:
     except BaseException as e:  # never hang in MPI_Finalize after a failed goodbye
         sys.stderr.write(f"strata.distributed: {e}\n")
         sys.stderr.flush()
-        g.MPI.COMM_WORLD.Abort(1)
+        _abort(g, 1)
     _group = None
 
 
@@ -215,7 +215,7 @@ def abort(code: int = 1, reason: str = "") -> None:
     sys.stderr.write(msg + (f": {reason}" if reason else "") + "\n")
     sys.stderr.flush()
     sys.stdout.flush()
-    g.MPI.COMM_WORLD.Abort(code)
+    _abort(g, code)
 
 
 def _install_abort_hooks(g: _Group) -> None:
@@ -245,7 +245,7 @@ def _abort_after(g: _Group, exc_type) -> None:
                      f"(MPI_Abort) so that none waits forever\n")
     sys.stderr.flush()
     sys.stdout.flush()
-    g.MPI.COMM_WORLD.Abort(1)
+    _abort(g, 1)
 
 
 # ------------------------------------------------------------------ pending work
@@ -334,3 +334,15 @@ def barrier(timeout: float | None = None) -> None:
     """Wait until every rank has reached this call (within the group's timeout)."""
     g = group()
     mpi_work([g.comm.Ibarrier()], None, "barrier()", None).wait(timeout)
+
+
+def _abort(g, code: int) -> None:
+    """MPI_Abort after giving mpiexec a moment to relay this rank's last lines: Hydra forwards
+    output asynchronously and drops what is still in flight when the job is torn down, which
+    lost the very message that says why the job stopped."""
+    try:
+        sys.stderr.flush()
+        sys.stdout.flush()
+    finally:
+        time.sleep(0.5)
+        g.MPI.COMM_WORLD.Abort(code)

@@ -6,7 +6,8 @@ strided and broadcast operands directly. Work is enqueued on one in-order queue 
 waited for except by sync(), to_numpy() and from_numpy().
 
 This file holds construction, transfer/creation and the elementwise ops; reductions and
-indexing are in reduce_index.py, matmul/conv/pool/softmax/layer norm in nn_ops.py.
+indexing are in reduce_index.py, matmul/conv/pool/softmax/layer norm in nn_ops.py, fused
+elementwise programs (the Fusion decorator's kernels) in fused.py.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ...core.shape import broadcast_shapes, numel
 from ..strided import Layout
 from . import runtime as rt
 from .array import CLArray, broadcast_layout, collapse
+from .fused import FusedOps
 from .nn_ops import NNOps
 from .reduce_index import ReduceIndexOps
 
@@ -103,7 +105,7 @@ def _vec16(values) -> np.ndarray:
     return out
 
 
-class OpenCL(NNOps, ReduceIndexOps, Backend):
+class OpenCL(FusedOps, NNOps, ReduceIndexOps, Backend):
     """OpenCL base backend. `platform`/`device`: None (first GPU, else first device), an index,
     or a substring of the name. Kernels are compiled once per device and cached in memory
     and on disk (~/.cache/strata/opencl, or $STRATA_CACHE_DIR/opencl)."""

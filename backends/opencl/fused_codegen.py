@@ -184,7 +184,7 @@ class Codegen:
         # the protocol's default compositions, one rounding per primitive step
         k = len(self._tmp)
         c = lambda v: f"(({T}){literal(v, d)})"  # noqa: E731
-        n = lambda j: f"g{k}_{j}"  # noqa: E731
+        n = lambda j: f"u{k}_{j}"  # noqa: E731
         if op == "gelu":
             lines = [f"const {T} {n(0)} = {x} * {c(0.5)};",
                      f"const {T} {n(1)} = erf({x} * {c(_GELU)}) + ({T})1;"]

@@ -16,7 +16,8 @@ class Lazy:
     elementwise op over other Lazy nodes and Python scalars. Shape and dtype are known
     eagerly, so shape errors surface at the line that caused them."""
 
-    __slots__ = ("value", "op", "args", "cast_to", "shape", "dtype", "grad_on", "rg", "size")
+    __slots__ = ("value", "op", "args", "cast_to", "shape", "dtype", "grad_on", "rg", "size",
+                 "__weakref__")
 
     def __init__(self, value, shape, dtype):
         self.value = value
