@@ -14,7 +14,7 @@ from strata.core import dtype as dt
 from strata.core.errors import DTypeError, ShapeError
 from strata.decorators.fusion import ProgramBuilder
 from strata.decorators.fusion.ir import BINARY_OPS, COMPARE_OPS, UNARY_OPS
-from strata.tests._opencl_fusion_ref import (check_outputs, make_input, np_eval, sample,
+from strata.tests._fusion_ref import (check_outputs, make_input, np_eval, sample,
                                              unfused)
 from strata.tests._opencl_util import make_backend
 

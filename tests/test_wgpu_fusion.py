@@ -19,6 +19,8 @@ from strata.core.backend import Backend  # noqa: E402
 from strata.core.errors import DTypeError, ShapeError  # noqa: E402
 from strata.decorators.fusion import ProgramBuilder  # noqa: E402
 from strata.decorators.fusion.ir import BINARY_OPS, COMPARE_OPS, UNARY_OPS  # noqa: E402
+from strata.tests._fusion_ref import (check_outputs, make_input, np_eval, sample,  # noqa: E402
+                                      unfused)
 
 
 @pytest.fixture(scope="module")
@@ -31,114 +33,8 @@ def B():
         pytest.skip(str(e))
 
 
-def unfused(B, program, ins, shape):
-    """The same program run op by op with the backend's own unfused kernels."""
-    return Backend.fused_elementwise(B, program, ins, shape)
-
-
 def dispatches(B) -> int:
     return B.rt.stats["dispatches"]
-
-
-# ---------------------------------------------------------------------------- NumPy reference
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-_NP = {
-    "neg": np.negative, "exp": np.exp, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
-    "abs": np.abs, "sign": np.sign, "erf": _erf, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
-    "relu": lambda x: np.maximum(x, 0), "silu": lambda x: x / (1 + np.exp(-x)),
-    "gelu": lambda x: 0.5 * x * (1 + _erf(x / math.sqrt(2))),
-    "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
-                                                  * (x + 0.044715 * x ** 3))),
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
-    "maximum": np.maximum, "minimum": np.minimum, "remainder": np.remainder,
-    "floor_divide": np.floor_divide, "bitwise_and": np.bitwise_and, "bitwise_or": np.bitwise_or,
-    "bitwise_xor": np.bitwise_xor, "eq": np.equal, "ne": np.not_equal, "lt": np.less,
-    "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
-    "logical_and": np.logical_and, "logical_or": np.logical_or,
-    "logical_xor": np.logical_xor, "where": np.where,
-}
-
-
-def _settle(v, d):
-    """A float64/int64 value as dtype d holds it: rounded to d (math in float64 otherwise),
-    narrow integers wrapped like torch's."""
-    if d is dt.bool_:
-        return np.asarray(v).astype(bool)
-    if d.is_floating_point:
-        return np.asarray(v, np.float64).astype(d.np).astype(np.float64)
-    return np.asarray(v).astype(np.int64).astype(d.np).astype(np.int64)
-
-
-def np_eval(program, arrays, shape):
-    slots = [_settle(a, d) for a, d in zip(arrays, program.input_dtypes)]
-    slots += [_settle(v, d) for v, d in zip(program.consts, program.const_dtypes)]
-    for op, args, d in program.instrs:
-        vals = [slots[a] for a in args]
-        if op == "cast":
-            v = vals[0]
-            if d is dt.bool_:
-                r = v != 0
-            elif not d.is_floating_point and v.dtype == np.float64:
-                r = np.trunc(v)
-            else:
-                r = v
-        else:
-            with np.errstate(all="ignore"):
-                r = _NP[op](*vals)
-        slots.append(_settle(r, d))
-    return [np.broadcast_to(slots[s], shape) for s in program.outputs]
-
-
-def sample(rng, shape, d, lo=-3.0, hi=3.0):
-    if d is dt.bool_:
-        return rng.random(shape) < 0.5
-    if d.is_floating_point:
-        return rng.uniform(lo, hi, shape).astype(d.np)
-    info = np.iinfo(d.np)
-    return rng.integers(max(int(lo * 40), info.min), min(int(hi * 40), info.max) + 1,
-                        shape).astype(d.np)
-
-
-def make_input(B, rng, d, shape, kind):
-    """(primitive, array) of one input reaching the kernel as a broadcast or strided view."""
-    if kind == "bcast":   # fewer dims and size-1 dims
-        a = sample(rng, (1,) + shape[1:-1] + (1,) if len(shape) > 1 else (), d)
-        return B.from_numpy(a, d), a
-    if kind == "row":     # fewer dims
-        a = sample(rng, shape[1:], d)
-        return B.from_numpy(a, d), a
-    if kind == "scalar":
-        a = sample(rng, (), d)
-        return B.from_numpy(a, d), a
-    a = sample(rng, shape, d)
-    if kind == "transposed":
-        p = B.from_numpy(np.ascontiguousarray(np.moveaxis(a, 0, -1)), d)
-        return B.permute(p, (len(shape) - 1,) + tuple(range(len(shape) - 1))), a
-    if kind == "strided":
-        big = np.repeat(a, 2, axis=-1)[..., ::-1]
-        p = B.from_numpy(np.ascontiguousarray(big), d)
-        n = len(shape)
-        v = B.flip(B.slice(p, (0,) * n, big.shape, (1,) * (n - 1) + (2,)), (n - 1,))
-        return v, big[..., ::2][..., ::-1]
-    return B.from_numpy(a, d), a
-
-
-def check_outputs(B, program, ins, arrays, shape, got, rtol, atol_scale):
-    ref = unfused(B, program, ins, shape)
-    want = np_eval(program, arrays, shape)
-    for g, r, w, s in zip(got, ref, want, program.outputs):
-        d = program.slot_dtype(s)
-        g, r = B.to_numpy(g), B.to_numpy(r)
-        assert g.dtype == d.np and g.shape == tuple(shape)
-        if d.is_floating_point:
-            # fused vs unfused: a fused kernel lets the driver contract a*b+c into an FMA
-            np.testing.assert_allclose(g, r, rtol=2e-6 if d is dt.float32 else 0, atol=1e-6)
-            atol = atol_scale * (1.0 + np.nanmax(np.abs(w), initial=0.0))
-            np.testing.assert_allclose(g.astype(np.float64), w, rtol=rtol, atol=atol,
-                                       equal_nan=True)
-        else:
-            np.testing.assert_array_equal(g, r)
-            np.testing.assert_array_equal(g, w.astype(d.np))
 
 
 # ---------------------------------------------------------------------------- every op
