@@ -1,6 +1,7 @@
 """Lazy primitives of the Fusion decorator and the realisation of elementwise subgraphs."""
 from __future__ import annotations
 
+from ...core import dtype as dt
 from ...core import grad_mode
 from .ir import ProgramBuilder
 from . import stats
@@ -69,11 +70,11 @@ def build_program(node: Lazy):
                     stack.append((a, False))
             continue
         refs = []
-        for a in n.args:
+        for k, a in enumerate(n.args):
             if type(a) is Lazy:
                 refs.append(memo[id(a)])
             else:
-                refs.append(b.const(a, _scalar_dtype(n, a)))
+                refs.append(b.const(a, _scalar_dtype(n, k, a)))
         memo[id(n)] = b.op(n.op, *refs, dtype=n.cast_to)
         ops.append(n.op)
     return b.finish([memo[id(node)]]), inputs, ops
@@ -109,12 +110,12 @@ def realize_reduce(backend, node: Lazy, op: str, axes: tuple, keepdims: bool):
     return out
 
 
-def _scalar_dtype(n: Lazy, v):
-    """A scalar operand takes the dtype of the tensor operands of its op (frontend contract)."""
-    for a in n.args:
-        if type(a) is Lazy:
-            if n.op == "where" and a is n.args[0]:
-                continue
+def _scalar_dtype(n: Lazy, k: int, v):
+    """A scalar operand takes the dtype of the tensor operands of its op (frontend contract);
+    where's condition (argument 0) is always bool."""
+    if n.op == "where" and k == 0:
+        return dt.bool_
+    for j, a in enumerate(n.args):
+        if type(a) is Lazy and not (n.op == "where" and j == 0):
             return a.dtype
-    from ...core import dtype as dt
     return (dt.bool_, dt.int64, dt.float32)[dt.scalar_kind(v)]
