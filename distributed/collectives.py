@@ -322,15 +322,22 @@ def scatter(tensor: Any, scatter_list: Sequence[Any] | None = None, src: int = 0
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """A small picklable Python object (a config, a seed, a file name) from rank `src` to all.
+    """A small JSON-serialisable object (numbers, strings, lists, dicts: a config, a seed, a
+    file name) from rank `src` to all. JSON, not pickle: nothing received is ever unpickled.
     Not for tensor data: use broadcast() for that."""
+    import json
     g = G.group()
     src = _check_rank(src, "src", g.size)
-    import pickle
-    payload = np.frombuffer(pickle.dumps(obj), np.uint8) if g.rank == src else None
+    payload = None
+    if g.rank == src:
+        try:
+            payload = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+        except TypeError as e:
+            raise TypeError(f"broadcast_object sends JSON (numbers, strings, lists, dicts, "
+                            f"bool, None); {e}. Send tensors with broadcast()") from None
     n = np.array([payload.size if payload is not None else 0], np.int64)
     G.mpi_work([g.comm.Ibcast(n, root=src)], None, "broadcast_object (size)", n).wait()
     buf = payload.copy() if payload is not None else np.empty(int(n[0]), np.uint8)
     G.mpi_work([g.comm.Ibcast([buf, g.MPI.BYTE], root=src)], None, "broadcast_object",
                buf).wait()
-    return obj if g.rank == src else pickle.loads(buf.tobytes())
+    return obj if g.rank == src else json.loads(buf.tobytes().decode())
