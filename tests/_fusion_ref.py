@@ -9,6 +9,7 @@ import numpy as np
 
 from strata.core import dtype as dt
 from strata.core.backend import Backend
+from strata.decorators.fusion import ProgramBuilder
 
 
 def unfused(B, program, ins, shape):
@@ -134,3 +135,60 @@ def check_outputs(B, program, ins, arrays, shape, got, rtol, atol_scale):
         else:
             np.testing.assert_array_equal(g, r)
             np.testing.assert_array_equal(g, w.astype(d.np))
+
+
+# ---------------------------------------------------------------------------- random programs
+_SMOOTH_UNARY = ("neg", "sin", "cos", "tanh", "abs", "sigmoid", "relu", "erf", "silu",
+                 "gelu", "gelu_tanh", "exp")
+
+
+def random_float_program(rng, d, n_in, n_ops):
+    b = ProgramBuilder()
+    vals = [b.input(d) for _ in range(n_in)]
+    for _ in range(n_ops):
+        a = vals[rng.integers(len(vals))]
+        c = vals[rng.integers(len(vals))]
+        k = rng.integers(4)
+        if k == 0:
+            op = str(rng.choice(_SMOOTH_UNARY))
+            if op == "exp":
+                a = b.op("tanh", a)
+            r = b.op(op, a)
+        elif k == 1:
+            r = b.op(str(rng.choice(["add", "sub", "mul", "maximum", "minimum"])), a, c)
+        elif k == 2:
+            r = b.op(str(rng.choice(["add", "mul", "sub"])), a,
+                     b.const(float(np.float32(rng.uniform(-2, 2))), d))
+        else:
+            cmp = str(rng.choice(["gt", "lt", "ge", "le"]))
+            r = b.op("where", b.op(cmp, a, c), a, c)  # continuous: a max or a min
+        vals.append(r)
+    return b.finish([vals[-1], vals[-2], vals[n_in]])
+
+
+KINDS = ("plain", "bcast", "row", "transposed", "strided", "scalar")
+
+
+def random_int_program(rng, d, n_in, n_ops):
+    b = ProgramBuilder()
+    vals = [b.input(d) for _ in range(n_in)]
+    for _ in range(n_ops):
+        a = vals[rng.integers(len(vals))]
+        c = vals[rng.integers(len(vals))]
+        k = rng.integers(5)
+        if k == 0:
+            r = b.op(str(rng.choice(["neg", "abs", "sign"])), a)
+        elif k == 1:
+            r = b.op(str(rng.choice(["add", "sub", "mul", "maximum", "minimum", "bitwise_and",
+                                     "bitwise_or", "bitwise_xor"])), a, c)
+        elif k == 2:
+            op = str(rng.choice(["remainder", "floor_divide", "add", "mul"]))
+            r = b.op(op, a, b.const(int(rng.choice([-7, -3, 2, 5, 13])), d))
+        elif k == 3:
+            cmp = b.op(str(rng.choice(["eq", "ne", "lt", "le", "gt", "ge"])), a, c)
+            r = b.op("where", cmp, a, b.op("sub", c, b.const(1, d)))
+        else:
+            w = b.op("cast", a, dtype=dt.int8)
+            r = b.op("cast", b.op("add", w, w), dtype=d)
+        vals.append(r)
+    return b.finish([vals[-1], vals[-2]])

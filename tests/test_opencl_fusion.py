@@ -14,8 +14,9 @@ from strata.core import dtype as dt
 from strata.core.errors import DTypeError, ShapeError
 from strata.decorators.fusion import ProgramBuilder
 from strata.decorators.fusion.ir import BINARY_OPS, COMPARE_OPS, UNARY_OPS
-from strata.tests._fusion_ref import (check_outputs, make_input, np_eval, sample,
-                                             unfused)
+from strata.tests._fusion_ref import (KINDS, check_outputs, make_input, np_eval,
+                                      random_float_program, random_int_program, sample,
+                                      unfused)
 from strata.tests._opencl_util import make_backend
 
 DTYPES = [dt.float32, dt.float64, dt.int32, dt.int64, dt.int8, dt.uint8, dt.bool_]
@@ -126,37 +127,6 @@ def test_ops_a_dtype_lacks_are_clear_errors(B):
 
 
 # ---------------------------------------------------------------------------- random programs
-_SMOOTH_UNARY = ("neg", "sin", "cos", "tanh", "abs", "sigmoid", "relu", "erf", "silu",
-                 "gelu", "gelu_tanh", "exp")
-
-
-def random_float_program(rng, d, n_in, n_ops):
-    b = ProgramBuilder()
-    vals = [b.input(d) for _ in range(n_in)]
-    for _ in range(n_ops):
-        a = vals[rng.integers(len(vals))]
-        c = vals[rng.integers(len(vals))]
-        k = rng.integers(4)
-        if k == 0:
-            op = str(rng.choice(_SMOOTH_UNARY))
-            if op == "exp":
-                a = b.op("tanh", a)
-            r = b.op(op, a)
-        elif k == 1:
-            r = b.op(str(rng.choice(["add", "sub", "mul", "maximum", "minimum"])), a, c)
-        elif k == 2:
-            r = b.op(str(rng.choice(["add", "mul", "sub"])), a,
-                     b.const(float(np.float32(rng.uniform(-2, 2))), d))
-        else:
-            cmp = str(rng.choice(["gt", "lt", "ge", "le"]))
-            r = b.op("where", b.op(cmp, a, c), a, c)  # continuous: a max or a min
-        vals.append(r)
-    return b.finish([vals[-1], vals[-2], vals[n_in]])
-
-
-KINDS = ("plain", "bcast", "row", "transposed", "strided", "scalar")
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_random_float_programs(B, seed, launches):
     rng = np.random.default_rng(100 + seed)
@@ -170,31 +140,6 @@ def test_random_float_programs(B, seed, launches):
     got = B.fused_elementwise(p, ins, shape)
     assert launches[0] == 1  # three outputs, one kernel
     check_outputs(B, p, ins, arrays, shape, got, 1e-5 if d is dt.float32 else 1e-12, 1e-6)
-
-
-def random_int_program(rng, d, n_in, n_ops):
-    b = ProgramBuilder()
-    vals = [b.input(d) for _ in range(n_in)]
-    for _ in range(n_ops):
-        a = vals[rng.integers(len(vals))]
-        c = vals[rng.integers(len(vals))]
-        k = rng.integers(5)
-        if k == 0:
-            r = b.op(str(rng.choice(["neg", "abs", "sign"])), a)
-        elif k == 1:
-            r = b.op(str(rng.choice(["add", "sub", "mul", "maximum", "minimum", "bitwise_and",
-                                     "bitwise_or", "bitwise_xor"])), a, c)
-        elif k == 2:
-            op = str(rng.choice(["remainder", "floor_divide", "add", "mul"]))
-            r = b.op(op, a, b.const(int(rng.choice([-7, -3, 2, 5, 13])), d))
-        elif k == 3:
-            cmp = b.op(str(rng.choice(["eq", "ne", "lt", "le", "gt", "ge"])), a, c)
-            r = b.op("where", cmp, a, b.op("sub", c, b.const(1, d)))
-        else:
-            w = b.op("cast", a, dtype=dt.int8)
-            r = b.op("cast", b.op("add", w, w), dtype=d)
-        vals.append(r)
-    return b.finish([vals[-1], vals[-2]])
 
 
 @pytest.mark.parametrize("d", [dt.int32, dt.int64, dt.int8, dt.uint8], ids=lambda d: d.name)
