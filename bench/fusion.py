@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .models import MLP_FLOPS, _batch, _mlp_weights, _numpy_mlp_step, _strata_step, _torch_step
+from .models import mlp_step
 from .registry import NotApplicable, Work, benchmark
 from .targets import Target
 
@@ -168,21 +168,6 @@ def fusion_gelu_linear(t: Target) -> Work:
 # ---------------------------------------------------------------------------- MLP step
 @benchmark("fusion_mlp_step", group="fusion")
 def fusion_mlp_step(t: Target) -> Work:
-    """MLP 784-128-10 training step (batch 64, Adam) on the Fusion stacks and their peers."""
-    x, y = _batch()
-    note = "784-128-10, batch 64, Adam"
-    if t.kind == "numpy":
-        return Work(_numpy_mlp_step(x, y), flops=MLP_FLOPS, note=note + " (hand-written)")
-    sd = _mlp_weights()
-    if t.kind == "torch":
-        nn = t.torch.nn
-        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
-        model.load_state_dict({k: t.torch.from_numpy(v) for k, v in sd.items()})
-        return Work(_torch_step(t, model, x, y), flops=MLP_FLOPS, note=note)
-    if not t.has_autograd:
-        raise NotApplicable(f"{t.name} has no Autodiff layer")
-    nn = t.st.modules
-    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128, backend=t.backend), nn.ReLU(),
-                          nn.Linear(128, 10, backend=t.backend))
-    model.load_state_dict(sd)
-    return Work(_strata_step(t, model, x, y), flops=MLP_FLOPS, note=note)
+    """MLP 784-128-10 training step (batch 64, Adam) on the Fusion stacks and their peers:
+    the model group's step, listed here so `--only fusion` shows it beside the fused stacks."""
+    return mlp_step(t)

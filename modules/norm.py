@@ -9,6 +9,12 @@ from ._factory import buffer, empty_param
 from .module import Module
 
 
+def _affine_params(m: Module, affine: bool, bias: bool, shape: tuple, backend, dtype) -> None:
+    """weight (and bias) of `shape` when affine, else both registered as None (torch's keys)."""
+    m.register_parameter("weight", empty_param(shape, backend, dtype) if affine else None)
+    m.register_parameter("bias", empty_param(shape, backend, dtype) if affine and bias else None)
+
+
 class _BatchNorm(Module):
     _expect_dims: tuple = (2, 3)
 
@@ -22,15 +28,7 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = empty_param((num_features,), backend, dtype)
-            if bias:
-                self.bias = empty_param((num_features,), backend, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_params(self, affine, bias, (num_features,), backend, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", buffer((num_features,), 0.0, backend, dtype))
             self.register_buffer("running_var", buffer((num_features,), 1.0, backend, dtype))
@@ -89,15 +87,7 @@ class LayerNorm(Module):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         self.use_bias = bias
-        if elementwise_affine:
-            self.weight = empty_param(self.normalized_shape, backend, dtype)
-            if bias:
-                self.bias = empty_param(self.normalized_shape, backend, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_params(self, elementwise_affine, bias, self.normalized_shape, backend, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -125,15 +115,7 @@ class GroupNorm(Module):
         self.eps = eps
         self.affine = affine
         self.use_bias = bias
-        if affine:
-            self.weight = empty_param((num_channels,), backend, dtype)
-            if bias:
-                self.bias = empty_param((num_channels,), backend, dtype)
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine_params(self, affine, bias, (num_channels,), backend, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
