@@ -512,6 +512,9 @@ class ArrayBackend(Backend):
     def log_softmax(self, x, axis: int):
         return xp_nn.softmax(self.xp, x, axis, log=True)
 
+    def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
+        return xp_nn.nll_loss(self.xp, logp, target, weight, ignore_index, reduction)
+
     def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):
         return xp_nn.layer_norm(self.xp, x, normalized_ndim, weight, bias, eps)
 

@@ -44,12 +44,13 @@ def softmax(xp, x, axis: int, log: bool):
     if x.shape[axis] == 0:
         return x.copy()
     w, back = _lift(x)
-    y = w - xp.max(w, axis=axis, keepdims=True)
+    # array methods rather than xp.max/xp.sum: on small batches the wrappers cost more than the math
+    y = w - w.max(axis=axis, keepdims=True)
     if log:
-        y -= xp.log(xp.sum(xp.exp(y), axis=axis, keepdims=True))
+        y -= xp.log(xp.exp(y).sum(axis=axis, keepdims=True))
     else:
         xp.exp(y, out=y)
-        y /= xp.sum(y, axis=axis, keepdims=True)
+        y /= y.sum(axis=axis, keepdims=True)
     return _drop(y, back)
 
 
@@ -192,3 +193,51 @@ def avg_pool2d(xp, x, kernel, stride, padding, ceil_mode: bool, count_include_pa
         cnt = _pool_counts(H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, count_include_pad)
         total /= xp.asarray(cnt.astype(total.dtype))
     return _drop(total, back)
+
+
+def nll_loss(xp, logp, target, weight, ignore_index: int, reduction: str):
+    """Backend.nll_loss in a few array passes; the all-targets-kept case (the usual one) skips
+    the masking work."""
+    _float_only("nll_loss", logp)
+    cdim = 0 if logp.ndim == 1 else 1
+    C = logp.shape[cdim]
+    if xp is np and logp.ndim == 2 and logp.shape[0] and weight is None \
+            and not 0 <= ignore_index < C and reduction != "none" and logp.dtype != _F16:
+        # (N, C) logits, no class weights, an ignore_index no class can equal: NumPy's own
+        # bounds check on fancy indexing finds both out-of-range and ignored targets (seen as
+        # unsigned, negatives are huge); either sends the batch down the general path below
+        try:
+            picked = logp[np.arange(logp.shape[0]), target.view(np.uint64)]
+        except IndexError:
+            picked = None
+        if picked is not None:
+            total = -picked.sum(dtype=logp.dtype)
+            if reduction == "mean":
+                total = total / logp.dtype.type(logp.shape[0])
+            return np.asarray(total, dtype=logp.dtype)
+    valid = target != ignore_index
+    all_kept = bool(valid.all())
+    safe = target if all_kept else xp.where(valid, target, 0)
+    if safe.size:
+        lo, hi = int(safe.min()), int(safe.max())
+        if lo < 0 or hi >= C:
+            raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for {C} "
+                             f"classes (valid: 0..{C - 1} or ignore_index={ignore_index})")
+    work, _ = _lift(logp)
+    picked = xp.take_along_axis(work, xp.expand_dims(safe, cdim), cdim).squeeze(cdim)
+    if weight is None:
+        w = None if all_kept else valid.astype(work.dtype)
+    else:
+        w = weight.astype(work.dtype)[safe]
+        if not all_kept:
+            w = w * valid
+    loss = -picked if w is None else -(picked * w)
+    if reduction != "none" and loss.ndim:
+        loss = loss.sum()
+        if reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                loss = loss / (w.sum() if w is not None else work.dtype.type(safe.size))
+    elif reduction == "mean":  # a single (unbatched) target
+        with np.errstate(invalid="ignore", divide="ignore"):
+            loss = loss / (w if w is not None else 1)
+    return xp.asarray(loss, dtype=logp.dtype)

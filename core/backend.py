@@ -381,6 +381,49 @@ class Backend:
         shifted = self.sub(x, self.max(x, (axis,), True))
         return self.sub(shifted, self.log(self.sum(self.exp(shifted), (axis,), True)))
 
+    def _nll_weights(self, target, weight, ignore_index: int, n_classes: int, dtype: DType,
+                     check: bool = True):
+        """(safe targets, per-target weights of `dtype`): ignored targets become class 0 with
+        weight 0, the others weigh weight[t] (1 without a weight; weight has `dtype`). Raises IndexError for a target outside
+        0..n_classes-1 that is not ignore_index. Shared by nll_loss and its backward rule."""
+        valid = self.ne(target, ignore_index)
+        safe = self.where(valid, target, 0)
+        tshape = self.shape(target)
+        if check and math.prod(tshape):
+            axes = tuple(range(len(tshape)))
+            lo = int(self.to_numpy(self.min(safe, axes, False)))
+            hi = int(self.to_numpy(self.max(safe, axes, False)))
+            if lo < 0 or hi >= n_classes:
+                raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for "
+                                 f"{n_classes} classes (valid: 0..{n_classes - 1} or "
+                                 f"ignore_index={ignore_index})")
+        w = self.cast(valid, dtype)
+        if weight is not None:
+            picked = self.index_select(weight, 0, self.reshape(safe, (math.prod(tshape),)))
+            w = self.mul(w, self.reshape(picked, tshape))
+        return safe, w
+
+    def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
+        """torch's nll_loss. logp: (N, C, d...) or (C,) log-probabilities; target: (N, d...) or
+        () int64 class indices; weight: (C,) or None. Each kept target contributes
+        -weight[t] * logp[t]; targets equal to ignore_index contribute 0. reduction 'none' keeps
+        the target's shape, 'sum' sums, 'mean' divides by the summed weights of the kept targets
+        (NaN when none is kept). One op so that a loss is two ops (log_softmax, nll_loss) instead
+        of a dozen, and so a backend can pick the targets in one pass."""
+        shp = self.shape(logp)
+        cdim = 0 if len(shp) == 1 else 1
+        d = self.dtype(logp)
+        tshape = self.shape(target)
+        safe, w = self._nll_weights(target, weight, ignore_index, shp[cdim], d)
+        idx = self.reshape(safe, tshape[:cdim] + (1,) + tshape[cdim:])
+        picked = self.reshape(self.gather(logp, cdim, idx), tshape)
+        loss = self.neg(self.mul(picked, w))
+        if reduction == "none" or not tshape:
+            return loss if reduction != "mean" else self.div(loss, w)
+        axes = tuple(range(len(tshape)))
+        total = self.sum(loss, axes, False)
+        return total if reduction == "sum" else self.div(total, self.sum(w, axes, False))
+
     def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):
         """Normalise over the last `normalized_ndim` axes; weight/bias may be None."""
         nd = len(self.shape(x))

@@ -336,6 +336,13 @@ class Autodiff(Backend):
         v = self.inner.log_softmax(x.value, axis)
         return self._one(x, v, RN.log_softmax_bw, (v, axis))
 
+    def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
+        # no gradient flows to the target or the class weights (torch gives none either)
+        wv = weight.value if weight is not None else None
+        v = self.inner.nll_loss(logp.value, target.value, wv, ignore_index, reduction)
+        return self._one(logp, v, RN.nll_loss_bw,
+                         (logp.value, target.value, wv, ignore_index, reduction))
+
     def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):
         i = self.inner
         wv = weight.value if weight is not None else None

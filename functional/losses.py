@@ -124,8 +124,7 @@ def _class_dim_checks(input: Tensor, target: Tensor, op: str) -> int:
     return 0 if input.ndim == 1 else 1
 
 
-def _nll_terms(logp: Tensor, target: Tensor, weight, ignore_index: int, op: str):
-    """Per-element -w[t] * logp[t] (0 where ignored) and the per-element weights w[t]."""
+def _nll_checks(logp: Tensor, target: Tensor, weight, op: str):
     cdim = 0 if logp.ndim == 1 else 1
     C = logp.shape[cdim]
     if target.dtype.is_floating_point:
@@ -136,6 +135,22 @@ def _nll_terms(logp: Tensor, target: Tensor, weight, ignore_index: int, op: str)
                          f"got {tuple(target.shape)}")
     if weight is not None and tuple(weight.shape) != (C,):
         raise ShapeError(f"{op}: weight must have shape ({C},), got {tuple(weight.shape)}")
+
+
+def _nll(logp: Tensor, target: Tensor, weight, ignore_index: int, reduction: str, op: str) -> Tensor:
+    """The backend's nll_loss op (one op and one backward rule instead of a dozen)."""
+    _nll_checks(logp, target, weight, op)
+    b = logp._b
+    wp = weight._cast(logp.dtype)._p if weight is not None else None
+    return Tensor._make(b.nll_loss(logp._p, target.long()._p, wp, int(ignore_index), reduction), b)
+
+
+def _nll_terms(logp: Tensor, target: Tensor, weight, ignore_index: int, op: str):
+    """Per-element -w[t] * logp[t] (0 where ignored), the per-element weights w[t] and the
+    kept-target mask, for label smoothing, which needs them beside the loss."""
+    cdim = 0 if logp.ndim == 1 else 1
+    C = logp.shape[cdim]
+    _nll_checks(logp, target, weight, op)
     from .. import where
     t = target.long()
     valid = t != ignore_index
@@ -156,10 +171,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore
              reduction: str = "mean") -> Tensor:
     _check_reduction(reduction, "nll_loss")
     _class_dim_checks(input, target, "nll_loss")
-    loss, w, _ = _nll_terms(input, target, weight, ignore_index, "nll_loss")
-    if reduction == "mean":
-        return loss.sum() / w.sum()
-    return _reduce(loss, reduction, "nll_loss")
+    return _nll(input, target, weight, ignore_index, reduction, "nll_loss")
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
@@ -188,13 +200,13 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
         if reduction == "mean":
             return loss.sum() / float(max(input.numel() // C, 1)) if input.numel() else loss.sum() * float("nan")
         return _reduce(loss, reduction, op)
+    if label_smoothing <= 0:
+        return _nll(logp, target, weight, ignore_index, reduction, op)
     nll, w, valid = _nll_terms(logp, target, weight, ignore_index, op)
     if reduction == "mean":
         nll_red = nll.sum() / w.sum()
     else:
         nll_red = _reduce(nll, reduction, op)
-    if label_smoothing <= 0:
-        return nll_red
     lw = logp if weight is None else logp * weight.reshape(wshape)
     smooth = -(lw.sum(cdim)) * valid.to(logp.dtype)
     if reduction == "mean":

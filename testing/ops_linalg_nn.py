@@ -92,6 +92,65 @@ NN = [
 ]
 
 
+# ---------------------------------------------------------------- losses (accelerated nll_loss)
+_CE_W = np.array([0.5, 1.5, 1.0, 2.0, 0.25])
+
+
+def _logits_targets(shape, tshape, ignored=()):
+    def make(rng, d):
+        x = sample(rng, shape, "any", d)
+        t = rng.integers(0, shape[1 if len(shape) > 1 else 0], tshape).astype(np.int64)
+        for pos in ignored:
+            t[pos] = -100
+        return [x, t]
+    return make
+
+
+def _ref_log_softmax(x, axis):
+    z = x - x.max(axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis, keepdims=True))
+
+
+def _ref_nll(logp, t, w=None, reduction="mean", ignore_index=-100):
+    cdim = 0 if logp.ndim == 1 else 1
+    keep = t != ignore_index
+    safe = np.where(keep, t, 0)
+    picked = np.take_along_axis(logp, np.expand_dims(safe, cdim), cdim).squeeze(cdim)
+    wt = keep * (1.0 if w is None else w[safe])
+    loss = -picked * wt
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / wt.sum()
+
+
+def _loss_case(name, run, refn, make):
+    return Case(name, run, refn, (), dtypes=FLOATS, tol=4.0, make=make, group="nn")
+
+
+def _ce_weight(st, x):
+    return st.tensor(_CE_W, dtype=x.dtype, backend=x.backend)
+
+
+LOSSES = [
+    _loss_case("F.cross_entropy", lambda st, F, x, t: F.cross_entropy(x, t),
+               lambda x, t: _ref_nll(_ref_log_softmax(x, 1), t), _logits_targets((6, 5), (6,))),
+    _loss_case("F.cross_entropy(weight,ignore_index,sum)",
+               lambda st, F, x, t: F.cross_entropy(x, t, weight=_ce_weight(st, x), reduction="sum"),
+               lambda x, t: _ref_nll(_ref_log_softmax(x, 1), t, _CE_W, "sum"),
+               _logits_targets((6, 5), (6,), ignored=(1, 4))),
+    _loss_case("F.cross_entropy(weight,ignore_index,mean)",
+               lambda st, F, x, t: F.cross_entropy(x, t, weight=_ce_weight(st, x)),
+               lambda x, t: _ref_nll(_ref_log_softmax(x, 1), t, _CE_W),
+               _logits_targets((6, 5), (6,), ignored=(2,))),
+    _loss_case("F.nll_loss(spatial,none)",
+               lambda st, F, x, t: F.nll_loss(x, t, reduction="none", ignore_index=3),
+               lambda x, t: _ref_nll(x, t, reduction="none", ignore_index=3),
+               _logits_targets((2, 4, 3), (2, 3))),
+    _loss_case("F.nll_loss(unbatched)", lambda st, F, x, t: F.nll_loss(x, t),
+               lambda x, t: _ref_nll(x, t), _logits_targets((5,), ())),
+]
+
+
 # ---------------------------------------------------------------- creation, casts, random
 # A one-element input of the case dtype carries the backend and the dtype into the op.
 def _like(rng, d):
@@ -188,4 +247,4 @@ CREATION = [
          make=_with_itemsize, group="creation"),
 ]
 
-CASES = LINALG + NN + CREATION
+CASES = LINALG + NN + LOSSES + CREATION
