@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import xp_fused
+from . import malloc_tuning, xp_fused
 from .xp import ArrayBackend
 
 
@@ -16,6 +16,7 @@ class NumPy(ArrayBackend):
 
     def __init__(self):
         super().__init__(np)
+        malloc_tuning.tune()  # see malloc_tuning.py: fresh pages per array cost up to 8x
 
     def _ctor_args(self) -> tuple:
         return ()

@@ -80,38 +80,115 @@ def _padded(xp, x, ph: int, pw: int, fill):
     return out
 
 
+def _conv_dims(x, wshape, stride, padding, dilation, groups, name="conv2d"):
+    N, C, H, W = x.shape
+    O, Cg, kh, kw = wshape
+    G = groups
+    if G < 1 or C != Cg * G or O % G:
+        raise ShapeError(f"{name}: {C} input channels and weight {tuple(wshape)} do not fit "
+                         f"groups={G} (need C == weight.shape[1] * groups and O divisible by groups)")
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    Ho = (Hp - dh * (kh - 1) - 1) // sh + 1
+    Wo = (Wp - dw * (kw - 1) - 1) // sw + 1
+    if Ho <= 0 or Wo <= 0:
+        raise ShapeError(f"{name}: padded input {Hp}x{Wp} is smaller than the dilated kernel "
+                         f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+    return Ho, Wo
+
+
+def _im2col(xp, x, wshape, stride, padding, dilation, groups, Ho, Wo):
+    """(G, Cg*kh*kw, N*Ho*Wo): the copy made by reshape of a strided window view, laid out
+    so that one GEMM per group covers the whole batch."""
+    N = x.shape[0]
+    _, Cg, kh, kw = wshape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    xpd = xp.ascontiguousarray(_padded(xp, x, ph, pw, 0))
+    sN, sC, sH, sW = xpd.strides
+    win = _as_strided(xp, xpd, (groups, Cg, kh, kw, N, Ho, Wo),
+                      (Cg * sC, sC, sH * dh, sW * dw, sN, sH * sh, sW * sw))
+    return win.reshape(groups, Cg * kh * kw, N * Ho * Wo)
+
+
 def conv2d(xp, x, w, stride, padding, dilation, groups: int):
     if x.ndim != 4 or w.ndim != 4:
         raise ShapeError(f"conv2d: expected x (N, C, H, W) and w (O, C/groups, kh, kw), got "
                          f"{x.shape} and {w.shape}")
     if x.dtype != w.dtype:
         raise DTypeError(f"conv2d: input dtype {x.dtype} and weight dtype {w.dtype} differ")
-    N, C, H, W = x.shape
-    O, Cg, kh, kw = w.shape
-    G = groups
-    if G < 1 or C != Cg * G or O % G:
-        raise ShapeError(f"conv2d: {C} input channels and weight {w.shape} do not fit groups={G} "
-                         f"(need C == weight.shape[1] * groups and O divisible by groups)")
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    Hp, Wp = H + 2 * ph, W + 2 * pw
-    Ho = (Hp - dh * (kh - 1) - 1) // sh + 1
-    Wo = (Wp - dw * (kw - 1) - 1) // sw + 1
-    if Ho <= 0 or Wo <= 0:
-        raise ShapeError(f"conv2d: padded input {Hp}x{Wp} is smaller than the dilated kernel "
-                         f"{dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+    Ho, Wo = _conv_dims(x, w.shape, stride, padding, dilation, groups)
+    N, O, G = x.shape[0], w.shape[0], groups
     xw, back = _lift(x)
     ww = w.astype(_F32) if back is not None else w
-    xpd = _padded(xp, xw, ph, pw, 0)
-    xpd = xp.ascontiguousarray(xpd)
-    sN, sC, sH, sW = xpd.strides
-    # (G, Cg, kh, kw, N, Ho, Wo): the copy made by reshape is the im2col matrix, laid out so
-    # that one GEMM per group covers the whole batch
-    win = _as_strided(xp, xpd, (G, Cg, kh, kw, N, Ho, Wo),
-                      (Cg * sC, sC, sH * dh, sW * dw, sN, sH * sh, sW * sw))
-    K = Cg * kh * kw
-    cols = win.reshape(G, K, N * Ho * Wo)
-    out = xp.matmul(ww.reshape(G, O // G, K), cols)  # (G, O/G, N*Ho*Wo)
+    cols = _im2col(xp, xw, w.shape, stride, padding, dilation, groups, Ho, Wo)
+    out = xp.matmul(ww.reshape(G, O // G, cols.shape[1]), cols)  # (G, O/G, N*Ho*Wo)
     out = out.reshape(O, N, Ho, Wo).transpose(1, 0, 2, 3)
+    return _drop(xp.ascontiguousarray(out), back)
+
+
+def conv2d_weight_backward(xp, x, g, wshape, stride, padding, dilation, groups: int):
+    """d loss / d w of y = conv2d(x, w): the output gradient (G, O/G, N*Ho*Wo) times the
+    transposed im2col matrix of x, one GEMM per group."""
+    Ho, Wo = _conv_dims(x, wshape, stride, padding, dilation, groups)
+    if tuple(g.shape) != (x.shape[0], wshape[0], Ho, Wo):
+        raise ShapeError(f"conv2d_weight_backward: gradient shape {tuple(g.shape)} does not match "
+                         f"the conv output {(x.shape[0], wshape[0], Ho, Wo)}")
+    N, O, G = x.shape[0], wshape[0], groups
+    xw, back = _lift(x)
+    gw_, _ = _lift(g)
+    cols = _im2col(xp, xw, wshape, stride, padding, dilation, groups, Ho, Wo)
+    gm = gw_.reshape(N, G, O // G, Ho * Wo).transpose(1, 2, 0, 3).reshape(G, O // G, N * Ho * Wo)
+    return _drop(xp.matmul(gm, cols.transpose(0, 2, 1)).reshape(wshape), back)
+
+
+def conv_transpose2d(xp, x, w, stride, padding, output_padding, dilation, groups: int):
+    """col2im: one GEMM per group gives every input pixel's kh*kw contributions, then kh*kw
+    strided adds place them (no zero-interleaved input, no flipped-kernel convolution)."""
+    if x.ndim != 4 or w.ndim != 4:
+        raise ShapeError(f"conv_transpose2d: expected x (N, C, H, W) and w (C, O/groups, kh, kw), "
+                         f"got {x.shape} and {w.shape}")
+    if x.dtype != w.dtype:
+        raise DTypeError(f"conv_transpose2d: input dtype {x.dtype} and weight dtype {w.dtype} differ")
+    N, C, H, W = x.shape
+    Cw, Og, kh, kw = w.shape
+    G = groups
+    if G < 1 or C != Cw or C % G:
+        raise ShapeError(f"conv_transpose2d: input with {C} channels does not fit weight "
+                         f"{tuple(w.shape)} with groups={G} (need C == weight.shape[0], divisible "
+                         f"by groups)")
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    Hf, Wf = (H - 1) * sh + dh * (kh - 1) + 1, (W - 1) * sw + dw * (kw - 1) + 1
+    Ho, Wo = Hf - 2 * ph + oph, Wf - 2 * pw + opw
+    if Ho <= 0 or Wo <= 0:
+        raise ShapeError(f"conv_transpose2d: output size {Ho}x{Wo} is not positive")
+    xw, back = _lift(x)
+    ww = w.astype(_F32) if back is not None else w
+    Cg = C // G
+    wg = ww.reshape(G, Cg, Og * kh * kw).transpose(0, 2, 1)
+    Hr, Wr = max(Hf, ph + Ho), max(Wf, pw + Wo)   # rows/columns the kept output reaches
+    if sh == sw == 1:
+        # stride 1: lay each input row out with the output's row pitch Wr (zeros to the right);
+        # then tap (i, j) lands at a fixed flat offset and its contribution is one contiguous
+        # shifted add per tap rather than a strided 2-D scatter
+        xg = xp.zeros((G, Cg, N, H, Wr), dtype=xw.dtype)
+        xg[..., :W] = xw.reshape(N, G, Cg, H, W).transpose(1, 2, 0, 3, 4)
+        cols = xp.matmul(wg, xg.reshape(G, Cg, N * H * Wr)).reshape(G, Og, kh, kw, N, H * Wr)
+        full = xp.zeros((G, Og, N, Hr * Wr + dw * (kw - 1)), dtype=cols.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                off = i * dh * Wr + j * dw
+                full[..., off:off + H * Wr] += cols[:, :, i, j]
+        full = full[..., :Hr * Wr].reshape(G, Og, N, Hr, Wr)[..., ph:ph + Ho, pw:pw + Wo]
+        out = full.transpose(2, 0, 1, 3, 4).reshape(N, G * Og, Ho, Wo)
+        return _drop(xp.ascontiguousarray(out), back)
+    xg = xp.ascontiguousarray(xw.reshape(N, G, Cg, H * W).transpose(1, 2, 0, 3)).reshape(G, Cg, N * H * W)
+    cols = xp.matmul(wg, xg).reshape(G, Og, kh, kw, N, H, W)
+    full = xp.zeros((N, G, Og, Hr, Wr), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dst = full[:, :, :, i * dh:i * dh + (H - 1) * sh + 1:sh, j * dw:j * dw + (W - 1) * sw + 1:sw]
+            dst += cols[:, :, i, j].transpose(2, 0, 1, 3, 4)
+    out = full[:, :, :, ph:ph + Ho, pw:pw + Wo].reshape(N, G * Og, Ho, Wo)
     return _drop(xp.ascontiguousarray(out), back)
 
 
@@ -132,6 +209,34 @@ def _first_valid(start, d):
     return np.where(start < 0, start + ((-start + d - 1) // d) * d, start)
 
 
+def _max_pool_by_codes(xpd, kernel, stride, dilation, Ho, Wo, W, hs, ws, lowest):
+    """max_pool2d on NumPy without masked writes (which cost ~5 ns an element): the maximum by
+    kh*kw - 1 np.maximum passes, then the first tap that reaches it as the largest of the codes
+    (taps - k) where tap k equals the maximum, then one table lookup for its index. None when a
+    window's maximum is NaN or the padding value: torch's tie rules there (the last NaN; the
+    first tap inside the input) need the general path."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    K = kh * kw
+    taps = [xpd[:, :, i * dh:i * dh + (Ho - 1) * sh + 1:sh, j * dw:j * dw + (Wo - 1) * sw + 1:sw]
+            for i in range(kh) for j in range(kw)]
+    best = taps[0].copy()
+    for v in taps[1:]:
+        np.maximum(best, v, out=best)
+    if (best.dtype.kind == "f" and np.isnan(best).any()) or (best == lowest).any():
+        return None
+    cdt = np.uint8 if K < 256 else np.int32
+    code = np.zeros(best.shape, cdt)
+    eq = np.empty(best.shape, np.bool_)
+    for k in range(K - 1, -1, -1):   # later taps first, so a smaller k wins a tie through max
+        np.equal(taps[k], best, out=eq)
+        np.maximum(code, eq.view(np.uint8).astype(cdt, copy=False) * cdt(K - k), out=code)
+    offs = np.array([0] + [((K - c) // kw * dh) * W + (K - c) % kw * dw for c in range(1, K + 1)],
+                    np.int64)
+    idx = offs.take(code.astype(np.int64))
+    idx += (hs[:, None] * W + ws[None, :]).astype(np.int64)
+    return best, idx
+
+
 def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode: bool):
     """-> (values, int64 indices into each H*W plane), exactly as torch.nn.functional.max_pool2d."""
     _check_pool("max_pool2d", x, kernel, stride, padding, dilation)
@@ -144,8 +249,17 @@ def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode: bool):
     lowest = -math.inf if x.dtype.kind == "f" else int(np.iinfo(x.dtype).min)
     need_h = (Ho - 1) * sh + dh * (kh - 1) + 1
     need_w = (Wo - 1) * sw + dw * (kw - 1) + 1
-    xpd = xp.full((N, C, max(need_h, H + ph), max(need_w, W + pw)), lowest, dtype=x.dtype)
-    xpd[:, :, ph:ph + H, pw:pw + W] = x
+    if ph == pw == 0 and need_h <= H and need_w <= W:
+        xpd = x   # every window lies inside the input: no padded copy
+    else:
+        xpd = xp.full((N, C, max(need_h, H + ph), max(need_w, W + pw)), lowest, dtype=x.dtype)
+        xpd[:, :, ph:ph + H, pw:pw + W] = x
+    hs = np.arange(Ho) * sh - ph
+    ws = np.arange(Wo) * sw - pw
+    if xp is np:
+        fast = _max_pool_by_codes(xpd, kernel, stride, dilation, Ho, Wo, W, hs, ws, lowest)
+        if fast is not None:
+            return fast
     best = xp.full((N, C, Ho, Wo), lowest, dtype=x.dtype)
     tap = xp.full((N, C, Ho, Wo), -1, dtype=np.int64)
     is_float = x.dtype.kind == "f"
@@ -157,8 +271,6 @@ def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode: bool):
                 upd |= xp.isnan(v)
             xp.copyto(best, v, where=upd)
             tap[upd] = i * kw + j
-    hs = np.arange(Ho) * sh - ph
-    ws = np.arange(Wo) * sw - pw
     first = (_first_valid(hs, dh)[:, None] * W + _first_valid(ws, dw)[None, :]).astype(np.int64)
     ti, tj = tap // kw, tap % kw
     idx = (xp.asarray(hs)[:, None] + ti * dh) * W + xp.asarray(ws)[None, :] + tj * dw

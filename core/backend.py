@@ -468,6 +468,32 @@ class Backend:
         out = self.matmul(wm, col)  # (N, G, O/G, Ho*Wo)
         return self.reshape(out, (N, O, Ho, Wo))
 
+    def conv2d_weight_backward(self, x, g, wshape: tuple, stride: tuple, padding: tuple,
+                               dilation: tuple, groups: int):
+        """d loss / d w of y = conv2d(x, w) given g = d loss / d y (Burn's name for the op):
+        im2col by kh*kw strided slices of x, then one matmul per group. Autodiff's conv rules
+        call it, so a backend that overrides it speeds up every conv backward."""
+        N, C, H, W = self.shape(x)
+        O, Cg, kh, kw = wshape
+        _, _, Ho, Wo = self.shape(g)
+        (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+        G = groups
+        if ph or pw:
+            x = self.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), 0)
+        cols = []
+        for i in range(kh):
+            for j in range(kw):
+                v = self.slice(x, (0, 0, i * dh, j * dw),
+                               (N, C, i * dh + (Ho - 1) * sh + 1, j * dw + (Wo - 1) * sw + 1),
+                               (1, 1, sh, sw))
+                cols.append(self.reshape(v, (N, C, 1, Ho * Wo)))
+        col = self.cat(cols, 2) if len(cols) > 1 else cols[0]        # (N, C, kh*kw, Ho*Wo)
+        col = self.reshape(col, (N, G, Cg * kh * kw, Ho * Wo))
+        col = self.reshape(self.permute(col, (1, 0, 3, 2)), (G, N * Ho * Wo, Cg * kh * kw))
+        gm = self.reshape(g, (N, G, O // G, Ho * Wo))
+        gm = self.reshape(self.permute(gm, (1, 2, 0, 3)), (G, O // G, N * Ho * Wo))
+        return self.reshape(self.matmul(gm, col), wshape)
+
     def conv_transpose2d(self, x, w, stride: tuple, padding: tuple, output_padding: tuple,
                          dilation: tuple, groups: int):
         """x (N, C, H, W), w (C, O/groups, kh, kw) -> (N, O, Ho, Wo), as torch.conv_transpose2d."""

@@ -95,31 +95,6 @@ def layer_norm_bw(B, s, g, nx):
     return gx, gw, gb
 
 
-def conv2d_weight_grad(B, x, g, wshape, stride, padding, dilation, groups):
-    """d loss / d w of y = conv2d(x, w) given g = d loss / d y, by im2col: one matmul over
-    the kh*kw strided views of x (few slices, unlike a conv with a kernel the size of y)."""
-    N, C, H, W = B.shape(x)
-    O, Cg, kh, kw = wshape
-    _, _, Ho, Wo = B.shape(g)
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    G = groups
-    if ph or pw:
-        x = B.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), 0)
-    cols = []
-    for i in range(kh):
-        for j in range(kw):
-            v = B.slice(x, (0, 0, i * dh, j * dw),
-                        (N, C, i * dh + (Ho - 1) * sh + 1, j * dw + (Wo - 1) * sw + 1),
-                        (1, 1, sh, sw))
-            cols.append(B.reshape(v, (N, C, 1, Ho * Wo)))
-    col = B.cat(cols, 2) if len(cols) > 1 else cols[0]        # (N, C, kh*kw, Ho*Wo)
-    col = B.reshape(col, (N, G, Cg * kh * kw, Ho * Wo))
-    col = B.reshape(B.permute(col, (1, 0, 3, 2)), (G, N * Ho * Wo, Cg * kh * kw))
-    gm = B.reshape(g, (N, G, O // G, Ho * Wo))
-    gm = B.reshape(B.permute(gm, (1, 2, 0, 3)), (G, O // G, N * Ho * Wo))
-    return B.reshape(B.matmul(gm, col), wshape)
-
-
 @rule("ConvolutionBackward")
 def conv2d_bw(B, s, g, nx):
     x, w, stride, padding, dilation, groups = s
@@ -134,7 +109,7 @@ def conv2d_bw(B, s, g, nx):
                                                 (kh, kw)))
         gx = B.conv_transpose2d(g, w, stride, padding, op, dilation, groups)
     if nx[1] is not None:
-        gw = conv2d_weight_grad(B, x, g, B.shape(w), stride, padding, dilation, groups)
+        gw = B.conv2d_weight_backward(x, g, B.shape(w), stride, padding, dilation, groups)
     return gx, gw
 
 
@@ -146,7 +121,7 @@ def conv_transpose2d_bw(B, s, g, nx):
     gx = B.conv2d(g, w, stride, padding, dilation, groups) if nx[0] is not None else None
     gw = None
     if nx[1] is not None:
-        gw = conv2d_weight_grad(B, g, x, B.shape(w), stride, padding, dilation, groups)
+        gw = B.conv2d_weight_backward(g, x, B.shape(w), stride, padding, dilation, groups)
     return gx, gw
 
 
