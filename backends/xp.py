@@ -537,6 +537,13 @@ class ArrayBackend(Backend):
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
         return xp_nn.nll_loss(self.xp, logp, target, weight, ignore_index, reduction)
 
+    def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
+        fast = xp_nn.nll_loss_backward_fast(self.xp, g, logp, target, weight, ignore_index,
+                                            reduction)
+        if fast is not None:
+            return fast
+        return super().nll_loss_backward(g, logp, target, weight, ignore_index, reduction)
+
     def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):
         return xp_nn.layer_norm(self.xp, x, normalized_ndim, weight, bias, eps)
 

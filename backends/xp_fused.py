@@ -100,12 +100,21 @@ def _build(B, program, inputs, shape, donate) -> _Plan:
         if uf is not None:
             bid = into.get(slot)
             if bid is None or buffers[bid][0] != shp:
-                lst = free.get((shp, d.np))
-                if lst:
-                    bid = lst.pop()
-                else:
-                    bid = len(buffers)
-                    buffers.append((shp, d.np))
+                bid = None
+                # in place over an operand read for the last time here: two memory streams
+                # instead of three, and the pass stays in cache
+                for a in args:
+                    if (a in holds and last_use.get(a) == k and a not in outputs
+                            and buffers[holds[a]] == (shp, d.np)):
+                        bid = holds.pop(a)
+                        break
+                if bid is None:
+                    lst = free.get((shp, d.np))
+                    if lst:
+                        bid = lst.pop()
+                    else:
+                        bid = len(buffers)
+                        buffers.append((shp, d.np))
                 holds[slot] = bid
             steps.append((uf, args, bid))
         else:

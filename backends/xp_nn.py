@@ -313,8 +313,7 @@ def nll_loss(xp, logp, target, weight, ignore_index: int, reduction: str):
     _float_only("nll_loss", logp)
     cdim = 0 if logp.ndim == 1 else 1
     C = logp.shape[cdim]
-    if xp is np and logp.ndim == 2 and logp.shape[0] and weight is None \
-            and not 0 <= ignore_index < C and reduction != "none" and logp.dtype != _F16:
+    if _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
         # (N, C) logits, no class weights, an ignore_index no class can equal: NumPy's own
         # bounds check on fancy indexing finds both out-of-range and ignored targets (seen as
         # unsigned, negatives are huge); either sends the batch down the general path below
@@ -353,3 +352,26 @@ def nll_loss(xp, logp, target, weight, ignore_index: int, reduction: str):
         with np.errstate(invalid="ignore", divide="ignore"):
             loss = loss / (w if w is not None else 1)
     return xp.asarray(loss, dtype=logp.dtype)
+
+
+def _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
+    """The common case NumPy can take in one fancy-indexing step: (N, C) input, no class
+    weights, an ignore_index no class can equal, a reduced loss."""
+    return (xp is np and logp.ndim == 2 and logp.shape[0] and weight is None
+            and not 0 <= ignore_index < logp.shape[1] and reduction != "none"
+            and logp.dtype != _F16)
+
+
+def nll_loss_backward_fast(xp, g, logp, target, weight, ignore_index: int, reduction: str):
+    """-g (or -g / N for 'mean') at each target; None when not all_kept (the caller then
+    takes the general composition)."""
+    if not _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
+        return None
+    N = logp.shape[0]
+    grad = np.zeros(logp.shape, logp.dtype)
+    v = -g if reduction == "sum" else -g / logp.dtype.type(N)
+    try:
+        grad[np.arange(N), target.view(np.uint64)] = v
+    except IndexError:   # an ignored or out-of-range target: not the fast case
+        return None
+    return grad

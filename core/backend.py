@@ -424,6 +424,22 @@ class Backend:
         total = self.sum(loss, axes, False)
         return total if reduction == "sum" else self.div(total, self.sum(w, axes, False))
 
+    def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
+        """Gradient of nll_loss with respect to logp, given g = d loss / d (nll_loss output):
+        -weight[t] * g at each kept target's class (divided by the summed weights for 'mean'),
+        zero elsewhere. No gradient flows to the target or the class weights."""
+        shp = self.shape(logp)
+        cdim = 0 if len(shp) == 1 else 1
+        d = self.dtype(logp)
+        tshape = self.shape(target)
+        safe, w = self._nll_weights(target, weight, ignore_index, shp[cdim], d, check=False)
+        if reduction == "mean":
+            g = self.div(g, self.sum(w, tuple(range(len(tshape))), False) if tshape else w)
+        src = self.neg(self.mul(w, g))  # g is a scalar unless reduction is 'none'
+        idx_shape = tshape[:cdim] + (1,) + tshape[cdim:]
+        return self.scatter_add(self.full(shp, 0, d), cdim, self.reshape(safe, idx_shape),
+                                self.reshape(src, idx_shape))
+
     def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):
         """Normalise over the last `normalized_ndim` axes; weight/bias may be None."""
         nd = len(self.shape(x))

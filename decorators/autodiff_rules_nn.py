@@ -54,17 +54,7 @@ def log_softmax_bw(B, s, g, nx):
 @rule("NllLossBackward")
 def nll_loss_bw(B, s, g, nx):
     logp, target, weight, ignore_index, reduction = s
-    shp = B.shape(logp)
-    cdim = 0 if len(shp) == 1 else 1
-    d = B.dtype(logp)
-    tshape = B.shape(target)
-    safe, w = B._nll_weights(target, weight, ignore_index, shp[cdim], d, check=False)
-    if reduction == "mean":
-        g = B.div(g, B.sum(w, tuple(range(len(tshape))), False) if tshape else w)
-    gl = B.neg(B.mul(w, g))  # g is a scalar unless reduction is 'none'
-    idx_shape = tshape[:cdim] + (1,) + tshape[cdim:]
-    src = B.reshape(gl, idx_shape)
-    return (B.scatter_add(B.full(shp, 0, d), cdim, B.reshape(safe, idx_shape), src),)
+    return (B.nll_loss_backward(g, logp, target, weight, ignore_index, reduction),)
 
 
 @rule("NativeLayerNormBackward")

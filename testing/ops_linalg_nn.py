@@ -128,7 +128,7 @@ def _loss_case(name, run, refn, make):
 
 
 def _ce_weight(st, x):
-    return st.tensor(_CE_W, dtype=x.dtype, backend=x.backend)
+    return x.new_tensor(_CE_W)   # x's backend and dtype (the lambdas also run on torch)
 
 
 LOSSES = [

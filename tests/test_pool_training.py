@@ -57,8 +57,8 @@ def test_numpy_mlp_1000_steps_allocates_nothing_after_warmup():
     new_allocs = s_end["misses"] - s_warm["misses"]
     assert new_allocs == 0, f"{new_allocs} new host blocks after warm-up"
     # the pool really served the steps: every step allocates its activations, gradients and
-    # fused optimizer outputs through it (about 40 requests a step)
-    assert s_end["requests"] - s_warm["requests"] > 30 * 997
+    # fused optimizer scratch through it (about 23 requests a step)
+    assert s_end["requests"] - s_warm["requests"] > 20 * 997
     assert max(in_use) <= s_warm["bytes_in_use"] + s_warm["bytes_cached"]
     assert s_end["peak_bytes_in_use"] == s_warm["peak_bytes_in_use"]
     assert in_use[-1] <= in_use[0]

@@ -270,6 +270,6 @@ for _n in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
 for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin", "reshape",
            "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add", "matmul",
            "prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
-           "nll_loss", "linear", "conv2d", "conv2d_weight_backward", "conv_transpose2d",
-           "max_pool2d", "avg_pool2d"):
+           "nll_loss", "nll_loss_backward", "linear", "conv2d", "conv2d_weight_backward",
+           "conv_transpose2d", "max_pool2d", "avg_pool2d"):
     setattr(Fusion, _n, _forward(_n))
