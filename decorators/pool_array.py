@@ -76,6 +76,11 @@ class ArrayPool:
         cls = self._classes.get(key)
         if cls is None:
             cls = self._class_of(shape, dtype, key)
+        if not cls:   # below host_min_bytes: the library's allocator is faster
+            with self._lock:
+                self.stats.bypassed += 1
+                self.stats.requests += 1
+            return self.xp.empty(shape, dtype)
         with self._lock:
             st = self.stats
             st.requests += 1
@@ -116,7 +121,7 @@ class ArrayPool:
         nbytes = dtype.itemsize
         for s in shape:
             nbytes *= s
-        cls = self.config.size_class(nbytes)
+        cls = self.config.size_class(nbytes) if nbytes >= self.config.host_min_bytes else 0
         if len(self._classes) < 65536:  # a model's tensors come in few shapes; bound the memo
             self._classes[key] = cls
         return cls

@@ -30,6 +30,7 @@ class PoolStats:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.bypassed = 0   # requests served by the array library, not the pool (host pools)
         self.hits = 0
         self.misses = 0
         self.releases = 0
@@ -39,6 +40,7 @@ class PoolStats:
 
     def snapshot(self, cap) -> dict:
         return {"requests": self.requests, "hits": self.hits, "misses": self.misses,
+                "bypassed": self.bypassed,
                 "releases": self.releases, "bytes_in_use": self.in_use,
                 "bytes_cached": self.cached, "peak_bytes_in_use": self.peak,
                 "bytes_reserved": self.in_use + self.cached, "max_bytes": cap}

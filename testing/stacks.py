@@ -21,8 +21,9 @@ STACKS: list[tuple[str, tuple[str, ...]]] = [
     ("Autodiff(WGPU())", ("WGPU", "Autodiff")),
     ("CuPy()", ("CuPy",)),
     ("Autodiff(CuPy())", ("CuPy", "Autodiff")),
-    ("PoolAllocator(NumPy())", ("NumPy", "PoolAllocator")),
-    ("Autodiff(PoolAllocator(NumPy()))", ("NumPy", "PoolAllocator", "Autodiff")),
+    # host_min_bytes=0: the harness's small tensors would otherwise bypass the pool
+    ("PoolAllocator(NumPy(), host_min_bytes=0)", ("NumPy", "PoolAllocator")),
+    ("Autodiff(PoolAllocator(NumPy(), host_min_bytes=0))", ("NumPy", "PoolAllocator", "Autodiff")),
     ("Fusion(NumPy())", ("NumPy", "Fusion")),
     ("Fusion(Autodiff(NumPy()))", ("NumPy", "Fusion", "Autodiff")),
     ("Autodiff(Fusion(NumPy()))", ("NumPy", "Fusion", "Autodiff")),

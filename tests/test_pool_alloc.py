@@ -73,7 +73,7 @@ def test_one_pool_per_base_backend():
 
 # ---------------------------------------------------------------------- NumPy pool behaviour
 def test_numpy_reuse_and_views_keep_blocks_alive():
-    B = st.backend("PoolAllocator(NumPy())")
+    B = st.backend("PoolAllocator(NumPy(), host_min_bytes=0)")
     a = st.from_numpy(np.ones((64, 64), np.float32), backend=B)
     x = a + 1.0
     view = x[1:, ::2].T           # a numpy view chain of the pooled output
@@ -91,7 +91,7 @@ def test_numpy_reuse_and_views_keep_blocks_alive():
 
 
 def test_numpy_stats_in_use_and_cached_are_exact():
-    B = st.backend("PoolAllocator(NumPy())")
+    B = st.backend("PoolAllocator(NumPy(), host_min_bytes=0)")
     a = st.from_numpy(np.ones(1000, np.float32), backend=B)   # 4000 B -> 4096 class
     outs = [a + float(i) for i in range(5)]
     s = B.memory_stats()
@@ -106,7 +106,7 @@ def test_numpy_stats_in_use_and_cached_are_exact():
 
 
 def test_numpy_cap_releases_cached_blocks_first():
-    B = st.backend("PoolAllocator(NumPy(), max_bytes=65536)")
+    B = st.backend("PoolAllocator(NumPy(), max_bytes=65536, host_min_bytes=0)")
     a = st.from_numpy(np.ones(4000, np.float32), backend=B)    # 16000 B -> 16384
     xs = [a + 1.0 for _ in range(3)]
     del xs
@@ -116,14 +116,14 @@ def test_numpy_cap_releases_cached_blocks_first():
     assert s["bytes_in_use"] + s["bytes_cached"] <= 65536
     assert s["releases"] >= 1
     np.testing.assert_array_equal(y.numpy(), np.full(8000, 2.0, np.float32))
-    strict = st.backend("PoolAllocator(NumPy(), max_bytes=4096, strict=True)")
+    strict = st.backend("PoolAllocator(NumPy(), max_bytes=4096, strict=True, host_min_bytes=0)")
     c = st.from_numpy(np.ones(4000, np.float32), backend=strict)
     with pytest.raises(MemoryError, match="max_bytes"):
         c + 1.0
 
 
 def test_numpy_pool_threads_never_alias_live_buffers():
-    B = st.backend("PoolAllocator(NumPy())")
+    B = st.backend("PoolAllocator(NumPy(), host_min_bytes=0)")
     base = np.arange(256, dtype=np.float32)
     src = st.from_numpy(base, backend=B)
     errors = []
@@ -220,3 +220,24 @@ def test_device_pool_returns_foreign_buffers_to_the_raw_allocator():
     pool = DevicePool(raw, PoolConfig())
     pool.free(bytearray(10))   # allocated before the pool was installed
     assert pool.memory_stats()["bytes_cached"] == 0 and raw.frees == 1
+
+
+def test_numpy_small_requests_bypass_the_pool_by_default():
+    """Below host_min_bytes (64 KiB) NumPy's allocator serves the request; the pool keeps and
+    counts only the larger blocks, and requests == hits + misses + bypassed."""
+    B = st.backend("PoolAllocator(NumPy())")
+    small = st.from_numpy(np.ones(1000, np.float32), backend=B)     # 4 KB
+    big = st.from_numpy(np.ones(40000, np.float32), backend=B)      # 160 KB
+    outs = [small + 1.0, small * 2.0, big + 1.0]
+    s = B.memory_stats()
+    assert s["bypassed"] == 2 and s["misses"] == 1
+    assert s["requests"] == s["hits"] + s["misses"] + s["bypassed"]
+    assert s["bytes_in_use"] == B.pool_config().size_class(160000)
+    np.testing.assert_array_equal(outs[0].numpy(), np.full(1000, 2.0, np.float32))
+    del outs
+    y = big * 3.0                                                    # reuses the freed block
+    s2 = B.memory_stats()
+    assert s2["hits"] == s["hits"] + 1 and s2["misses"] == s["misses"]
+    np.testing.assert_array_equal(y.numpy(), np.full(40000, 3.0, np.float32))
+    with pytest.raises(PoolConfigError, match="host_min_bytes"):
+        st.backend("PoolAllocator(NumPy(), host_min_bytes=-1)")
