@@ -290,6 +290,7 @@ class ArrayBackend(Backend):
         else:
             uf = {"sum": xp.sum, "max": xp.max, "min": xp.min}[kind]
         is_sum = kind == "sum"
+        lim = getattr(alloc, "min_bytes", 0)
 
         def reduce(x, axes: tuple, keepdims: bool):
             if not axes:
@@ -299,7 +300,7 @@ class ArrayBackend(Backend):
                 # accumulate float16 in float32, round once
                 return reduce(x.astype(_F32), axes, keepdims).astype(_F16)
             try:
-                if alloc is not None:
+                if alloc is not None and x.nbytes >= lim:   # outputs never outgrow x
                     out = alloc.empty(reduced_shape(x.shape, axes, keepdims), dtype)
                     if numpy_mode:
                         return uf.reduce(x, axis=axes, dtype=dtype, keepdims=keepdims, out=out)
@@ -487,6 +488,7 @@ class ArrayBackend(Backend):
     # ---------------------------------------------------------------- linear algebra
     def _make_matmul(self):
         xp, alloc, numpy_mode = self.xp, self.allocator, self._numpy_mode
+        lim = getattr(alloc, "min_bytes", 0)
 
         def matmul(a, b):
             if a.dtype != b.dtype:
@@ -498,7 +500,8 @@ class ArrayBackend(Backend):
             if a.dtype == _F16 and numpy_mode:
                 # NumPy has no float16 BLAS: accumulate in float32 like torch, round once
                 return xp.matmul(a.astype(_F32), b.astype(_F32)).astype(_F16)
-            if alloc is None:
+            if alloc is None or (a.ndim == b.ndim == 2 and
+                                 a.shape[0] * b.shape[1] * a.itemsize < lim):
                 return xp.matmul(a, b)
             batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], "matmul")
             out = alloc.empty(batch + (a.shape[-2], b.shape[-1]), a.dtype)

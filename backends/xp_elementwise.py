@@ -104,8 +104,12 @@ def numpy_unary(name: str, uf, alloc=None):
     else:
         boolean = name in BOOL_OUT
 
+        lim = getattr(alloc, "min_bytes", 0)
+
         def op(x):
             try:
+                if x.nbytes < lim:   # a small output: the library's allocator is faster
+                    return uf(x, out=..., casting="no")
                 out = alloc.empty(x.shape, _BOOL if boolean else x.dtype)
                 return uf(x, out=out, casting="no")
             except TypeError as e:
@@ -123,11 +127,16 @@ def numpy_binary(name: str, uf, alloc=None):
             except (TypeError, OverflowError) as e:
                 return _numpy_fallback(name, uf, a, b, e, compare)
     else:
+        lim = getattr(alloc, "min_bytes", 0)
+
         def op(a, b):
             sa, sb = getattr(a, "shape", ()), getattr(b, "shape", ())
-            dtype = _BOOL if compare else (a.dtype if isinstance(a, np.ndarray) else b.dtype)
-            out = alloc.empty(sa if sa == sb else broadcast_shapes(sa, sb, name), dtype)
+            big = a if isinstance(a, np.ndarray) else b
             try:
+                if big.nbytes < lim and (sa == sb or not (sa and sb)):
+                    return uf(a, b, out=..., casting="no")   # small: the library allocates
+                dtype = _BOOL if compare else big.dtype
+                out = alloc.empty(sa if sa == sb else broadcast_shapes(sa, sb, name), dtype)
                 return uf(a, b, out=out, casting="no")
             except (TypeError, OverflowError) as e:
                 return _numpy_fallback(name, uf, a, b, e, compare)

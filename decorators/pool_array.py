@@ -69,6 +69,9 @@ class ArrayPool:
         self._lock = threading.Lock()
         self._u8 = xp.dtype(xp.uint8)
         self._colour = 0
+        # NumPy's op wrappers read this and allocate smaller outputs themselves, without
+        # calling empty(); what does call empty() below it is served unpooled and counted
+        self.min_bytes = config.host_min_bytes
 
     # ------------------------------------------------------------------ allocator interface
     def empty(self, shape, dtype):
