@@ -537,6 +537,17 @@ class ArrayBackend(Backend):
     def log_softmax(self, x, axis: int):
         return xp_nn.softmax(self.xp, x, axis, log=True)
 
+    def linear(self, x, w, b):
+        # the 2-D case in two calls: GEMM against the transposed weight view, then the bias
+        # added in place into the GEMM's fresh output (no second array)
+        if x.ndim == 2 and w.ndim == 2 and (b is None or (b.ndim == 1 and b.dtype == x.dtype
+                                                          and b.shape[0] == w.shape[0])):
+            out = self.matmul(x, w.T)
+            if b is not None:
+                out += b
+            return out
+        return super().linear(x, w, b)
+
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
         return xp_nn.nll_loss(self.xp, logp, target, weight, ignore_index, reduction)
 
