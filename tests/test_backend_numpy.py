@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -532,3 +535,41 @@ def test_no_floating_point_warnings():
         b.exp(np.array([1000.0]))
         b.cast(np.array([np.nan]), dt.int32)
     assert [str(w.message) for w in rec] == []
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int8", "int64", "uint8", "bool"])
+def test_where_bit_mask_path_matches_numpy_bit_for_bit(dtype):
+    """Large where() runs as integer mask passes; every bit must match np.where, incl. NaN
+    payloads, -0.0 and infinities, with broadcasting of all three operands."""
+    B = NumPy()
+    r = np.random.default_rng(3)
+    d = np.dtype(dtype)
+    def arr(shape):
+        if d.kind == "b":
+            return r.random(shape) > 0.5
+        v = r.standard_normal(shape) * 50
+        if d.kind == "f":
+            v.ravel()[::7] = np.nan
+            v.ravel()[1::7] = -0.0
+            v.ravel()[2::7] = -np.inf
+        return v.astype(d)
+    for sc, sa, sb in [((60, 70), (60, 70), (60, 70)), ((60, 1), (1, 70), (60, 70)),
+                       ((5000,), (5000,), None), ((40, 90), (90,), (40, 1))]:
+        c = r.random(sc) > 0.5
+        a = arr(sa)
+        b = arr(sb) if sb is not None else d.type(0)
+        got, want = B.where(c, a, b), np.where(c, a, b)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes()
+
+
+def test_malloc_tuning_is_applied_once_and_can_be_turned_off():
+    code = ("import strata as st; from strata.backends import malloc_tuning as m; "
+            "st.backend('NumPy()'); print(m.applied)")
+    env = dict(os.environ)
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    env["STRATA_MALLOC_TUNING"] = "0"
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert off.stdout.strip() == "False", off.stderr
+    expect = "True" if sys.platform.startswith("linux") else "False"
+    assert on.stdout.strip() == expect, on.stderr

@@ -60,14 +60,38 @@ def test_conv2d_rectangular_and_low_precision():
 @pytest.mark.parametrize("case", [(2, 4, 5, 6, 6, 3, 2, 1, 1, 1, 2), (1, 3, 4, 4, 2, 2, 1, 0, 0, 1, 1),
                                   (2, 2, 3, 5, 4, 3, 3, 1, 2, 2, 2), (1, 2, 4, 4, 3, 3, 1, 2, 0, 1, 1)],
                          ids=str)
-def test_default_conv_transpose2d_against_torch(case):
+@pytest.mark.parametrize("impl", ["override", "default"])
+def test_conv_transpose2d_against_torch(case, impl):
     N, C, H, W, O, k, s, p, op, d, g = case
     x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((C, O // g, k, k))
     ref = F.conv_transpose2d(T(x), T(w), stride=s, padding=p, output_padding=op, dilation=d,
                              groups=g).numpy()
-    got = B.conv_transpose2d(x, w, (s, s), (p, p), (op, op), (d, d), g)
+    fn = B.conv_transpose2d if impl == "override" else lambda *a: Backend.conv_transpose2d(B, *a)
+    got = fn(x, w, (s, s), (p, p), (op, op), (d, d), g)
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+@pytest.mark.parametrize("impl", ["override", "default"])
+def test_conv2d_weight_backward_against_torch(case, impl):
+    N, C, H, W, O, k, s, p, d, g = case
+    x, w = rng.standard_normal((N, C, H, W)), rng.standard_normal((O, C // g, k, k))
+    tw = T(w).requires_grad_()
+    y = F.conv2d(T(x), tw, stride=s, padding=p, dilation=d, groups=g)
+    gy = rng.standard_normal(tuple(y.shape))
+    (ref,) = torch.autograd.grad(y, tw, T(gy))
+    fn = B.conv2d_weight_backward if impl == "override" else \
+        lambda *a: Backend.conv2d_weight_backward(B, *a)
+    got = fn(x, gy, w.shape, (s, s), (p, p), (d, d), g)
+    assert got.shape == w.shape
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-11, atol=1e-11)
+    got32 = B.conv2d_weight_backward(x.astype(np.float32), gy.astype(np.float32), w.shape,
+                                     (s, s), (p, p), (d, d), g)
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, ref.numpy(), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ShapeError, match="gradient shape"):
+        B.conv2d_weight_backward(x, gy[:, :, :1], w.shape, (s, s), (p, p), (d, d), g)
 
 
 POOL_CASES = [  # H, W, kernel, stride, padding, dilation, ceil_mode
@@ -100,6 +124,20 @@ def test_max_pool2d_against_torch(case, impl):
     else:
         finite = ~np.isnan(v)
         np.testing.assert_array_equal(i[finite], ri.numpy()[finite])
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=str)
+@pytest.mark.parametrize("dtype", (np.float64, np.float32, np.int16))
+def test_max_pool2d_without_nan_or_padding_maxima_against_torch(case, dtype):
+    """The NumPy fast path (no NaN, no window whose maximum is the padding value): few distinct
+    values so that most windows tie, and the first maximum in window order must win."""
+    H, W, k, s, p, d, cm = case
+    x = rng.integers(-2, 3, (2, 3, H, W)).astype(dtype)
+    rv, ri = F.max_pool2d(T(x.astype(np.float64)), k, s, p, d, ceil_mode=cm, return_indices=True)
+    v, i = B.max_pool2d(x, (k, k), (s, s), (p, p), (d, d), cm)
+    assert v.dtype == dtype
+    np.testing.assert_array_equal(v.astype(np.float64), rv.numpy())
+    np.testing.assert_array_equal(i, ri.numpy())
 
 
 @pytest.mark.parametrize("dtype", (np.float32, np.float16, np.int32, np.uint8))
