@@ -363,6 +363,9 @@ class Backend:
         Autodiff computes the weight gradient as g.T @ x, laid out like the weight (through
         matmul + transpose it would come back as a transposed view)."""
         shp = self.shape(x)
+        if len(shp) == 2:
+            out = self.matmul(x, self.permute(w, (1, 0)))
+            return self.add(out, b) if b is not None else out
         n_in = shp[-1]
         lead = shp[:-1]
         rows = 1
@@ -391,8 +394,10 @@ class Backend:
         tshape = self.shape(target)
         if check and math.prod(tshape):
             axes = tuple(range(len(tshape)))
-            lo = int(self.to_numpy(self.min(safe, axes, False)))
-            hi = int(self.to_numpy(self.max(safe, axes, False)))
+            # both bounds in one read-back: on a device each read-back is a queue round trip
+            lo, hi = self.to_numpy(self.cat([self.reshape(self.min(safe, axes, False), (1,)),
+                                             self.reshape(self.max(safe, axes, False), (1,))],
+                                            0)).tolist()
             if lo < 0 or hi >= n_classes:
                 raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for "
                                  f"{n_classes} classes (valid: 0..{n_classes - 1} or "

@@ -279,6 +279,36 @@ def test_fusion_chain_is_one_kernel(B, launches):
     del F.base()._run
 
 
+def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, launches):
+    """OpenCL() has no linear or nll_loss kernel of its own, so Fusion runs their default
+    compositions on itself: linear's bias add fuses with the ReLU after it, and the loss's
+    masking and scaling fuse; results match NumPy and the unfused OpenCL() stack."""
+    from strata import fusion
+    F = st.backend("Fusion(OpenCL())")
+    rng = np.random.default_rng(6)
+    x, w, b = (sample(rng, s, dt.float32) for s in ((16, 20), (8, 20), (8,)))
+    y = rng.integers(0, 8, 16)
+    y[3] = -100
+    F.base()._run = B._run
+    launches[0] = 0
+    with fusion.trace() as t:
+        h = st.functional.linear(st.from_numpy(x, backend=F), st.from_numpy(w, backend=F),
+                                 st.from_numpy(b, backend=F)).relu()
+        got = h.numpy()
+        loss = st.functional.cross_entropy(h, st.from_numpy(y, backend=F)).item()
+    assert t.fused[0] == ("add", "relu") and "nll_loss" not in str(t.summary())
+    del F.base()._run
+    ref = np.maximum(x.astype(np.float64) @ w.T.astype(np.float64) + b, 0)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    plain = st.backend("OpenCL()")
+    hp = st.functional.linear(st.from_numpy(x, backend=plain), st.from_numpy(w, backend=plain),
+                              st.from_numpy(b, backend=plain)).relu()
+    want = st.functional.cross_entropy(hp, st.from_numpy(y, backend=plain)).item()
+    assert loss == pytest.approx(want, rel=1e-6)
+    with pytest.raises(IndexError, match="out of bounds"):
+        st.functional.cross_entropy(h, st.from_numpy(np.full(16, 9), backend=F))
+
+
 # ---------------------------------------------------------------------------- reductions
 def _reduce_program(d):
     b = ProgramBuilder()

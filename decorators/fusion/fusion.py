@@ -44,6 +44,10 @@ class Fusion(Backend):
         # a backend with its own fused reduction makes the layer_norm composition (a few fused
         # kernels) faster than forwarding to a hand-written kernel
         self._compose_norm = type(inner).fused_reduce is not Backend.fused_reduce
+        # accelerated ops the inner backend only has as the protocol's default composition:
+        # composed here instead, their elementwise pieces join the pending chains (linear's
+        # bias add fuses with the activation after it, nll_loss's masking with its scaling)
+        self._compose = frozenset(n for n in _COMPOSABLE if _uses_default(inner, n))
 
     def __repr__(self) -> str:
         return f"Fusion({self.inner!r})"
@@ -135,6 +139,13 @@ class Fusion(Backend):
             return Backend.layer_norm(self, x, normalized_ndim, weight, bias, eps)
         stats.record_unfused("layer_norm")
         return self._wrap(self.inner.layer_norm(*self._val((x, normalized_ndim, weight, bias, eps))))
+
+    def reshape(self, x, shape: tuple):
+        # a reshape to the same shape keeps a pending chain pending (others end it: a fused
+        # program computes in one index space)
+        if type(x) is Lazy and tuple(shape) == x.shape:
+            return x
+        return self._wrap(self.inner.reshape(self._val(x), shape))
 
     # ------------------------------------------------------------------ elementwise (lazy)
     def cast(self, x, dtype):
@@ -246,12 +257,27 @@ def _lazy_binary(name):
 _VIEWS = frozenset(("reshape", "permute", "expand", "slice", "flip"))
 
 
+_COMPOSABLE = ("prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
+               "nll_loss", "nll_loss_backward", "linear", "conv2d", "conv2d_weight_backward",
+               "conv_transpose2d", "max_pool2d", "avg_pool2d")
+
+
+def _uses_default(inner: Backend, name: str) -> bool:
+    """Whether inner.<name> is the protocol's default composition (also through decorators
+    such as PoolAllocator that bind the base backend's methods on the instance)."""
+    return getattr(getattr(inner, name), "__func__", None) is getattr(Backend, name)
+
+
 def _forward(name):
     """A non-fusable op: realise inputs, run it on the inner backend, wrap the result.
-    Views (reshape, permute, expand, slice, flip) launch nothing, so they are not counted."""
+    Views (reshape, permute, expand, slice, flip) launch nothing, so they are not counted.
+    An accelerated op the inner backend lacks is composed on this layer instead."""
     view = name in _VIEWS
+    default = getattr(Backend, name) if name in _COMPOSABLE else None
 
     def op(self, *args, **kwargs):
+        if default is not None and name in self._compose:
+            return default(self, *args, **kwargs)
         if not view:
             stats.record_unfused(name)
         return self._out(getattr(self.inner, name)(*self._val(args), **kwargs))
@@ -267,7 +293,7 @@ for _n in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
            "bitwise_and", "bitwise_or", "bitwise_xor", "eq", "ne", "lt", "le", "gt", "ge",
            "logical_and", "logical_or", "logical_xor"):
     setattr(Fusion, _n, _lazy_binary(_n))
-for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin", "reshape",
+for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin",
            "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add", "matmul",
            "prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
            "nll_loss", "nll_loss_backward", "linear", "conv2d", "conv2d_weight_backward",
