@@ -140,3 +140,35 @@ def cnn_step(t) -> Work:
     model = _cnn_sd(t.st.modules, {"backend": t.backend})
     model.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
     return Work(_strata_step(t, model, x, y), flops=CNN_FLOPS, note=note)
+
+
+@benchmark("conv_fwd_bwd", group="model")
+def conv_fwd_bwd(t) -> Work:
+    """The CNN's second conv (64x8x13x13 input, 16 3x3 filters): forward and the gradients of
+    input and weight (conv_transpose2d + conv2d_weight_backward on strata)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((BATCH, 8, 13, 13), dtype=np.float32)
+    w = rng.standard_normal((16, 8, 3, 3), dtype=np.float32)
+    g = rng.standard_normal((BATCH, 16, 11, 11), dtype=np.float32)
+    flops = 3 * 2.0 * BATCH * 11 * 11 * 16 * 72
+    note = "64x8x13x13 * 16x8x3x3, dx and dw"
+    if t.kind == "numpy":
+        raise NotApplicable("no hand-written NumPy conv backward")
+    if t.kind == "torch":
+        torch = t.torch
+        tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        tg = torch.from_numpy(g)
+
+        def run():
+            return torch.autograd.grad(torch.nn.functional.conv2d(tx, tw), (tx, tw), tg)
+        return Work(run, flops=flops, note=note)
+    if not t.has_autograd:
+        raise NotApplicable(f"{t.name} has no Autodiff layer")
+    st = t.st
+    sx = st.from_numpy(x, backend=t.backend).requires_grad_()
+    sw = st.from_numpy(w, backend=t.backend).requires_grad_()
+    sg = st.from_numpy(g, backend=t.backend)
+
+    def run():
+        return st.autograd.grad(st.functional.conv2d(sx, sw), (sx, sw), sg)
+    return Work(run, flops=flops, note=note)
