@@ -100,3 +100,25 @@ def mnist_dir() -> Path:
         pytest.skip("MNIST not found: set STRATA_DATA to a folder holding mnist/ "
                     "(train-images-idx3-ubyte.gz ...)")
     return d
+
+
+@pytest.fixture
+def report(request):
+    """report("...") adds a line to the run's summary (`make validate` prints accuracies this
+    way; the lines travel with the test report, so they survive pytest-xdist workers)."""
+    def add(line: str) -> None:
+        request.node.user_properties.append(("report", str(line)))
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = []
+    for kind in ("passed", "failed"):
+        for rep in terminalreporter.stats.get(kind, []):
+            if getattr(rep, "when", "call") != "call":
+                continue
+            lines += [v for k, v in getattr(rep, "user_properties", ()) if k == "report"]
+    if lines:
+        terminalreporter.write_sep("=", "reported figures")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

@@ -65,9 +65,10 @@ def test_mlp_subset_matches_numpy_stack(spec, tmp_path):
 @pytest.mark.parametrize("spec", _stacks(["Autodiff(OpenCL())", "Autodiff(WGPU())",
                                           "Fusion(Autodiff(OpenCL()))", "Autodiff(Fusion(WGPU()))",
                                           "Fusion(Autodiff(NumPy()))"]))
-def test_mlp_full_mnist_within_0_3_points_of_numpy(spec, tmp_path):
+def test_mlp_full_mnist_within_0_3_points_of_numpy(spec, tmp_path, report):
     ref = _reference(tmp_path, 2, 0, 0)
     got = _train(spec, tmp_path, 2, 0, 0)
-    print(f"\n{spec}: {got['best_test_acc'] * 100:.2f}% vs Autodiff(NumPy()) "
-          f"{ref['best_test_acc'] * 100:.2f}%; epoch times {got['epoch_time']}")
+    report(f"MNIST MLP, {spec}, 2 epochs: {got['best_test_acc'] * 100:.2f}% vs Autodiff(NumPy()) "
+           f"{ref['best_test_acc'] * 100:.2f}%; epoch times "
+           f"{', '.join(f'{t:.0f} s' for t in got['epoch_time'])}")
     assert abs(got["best_test_acc"] - ref["best_test_acc"]) <= 0.003
