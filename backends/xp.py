@@ -278,7 +278,7 @@ class ArrayBackend(Backend):
             d = dt.result_type_scalar(dt.bool_, a)
             d = dt.promote_types(d, dt.result_type_scalar(dt.bool_, b))
             a, b = ew.coerce_scalar(a, d.np, "where"), ew.coerce_scalar(b, d.np, "where")
-        if xp is np and cond.size >= _WHERE_BITS_MIN:
+        if self._numpy_mode and cond.size >= _WHERE_BITS_MIN:
             return _where_bits(cond, a, b)
         return xp.where(cond, a, b)
 
@@ -549,11 +549,12 @@ class ArrayBackend(Backend):
         return super().linear(x, w, b)
 
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
-        return xp_nn.nll_loss(self.xp, logp, target, weight, ignore_index, reduction)
+        return xp_nn.nll_loss(self.xp, logp, target, weight, ignore_index, reduction,
+                              self._numpy_mode)
 
     def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
         fast = xp_nn.nll_loss_backward_fast(self.xp, g, logp, target, weight, ignore_index,
-                                            reduction)
+                                            reduction, self._numpy_mode)
         if fast is not None:
             return fast
         return super().nll_loss_backward(g, logp, target, weight, ignore_index, reduction)
@@ -576,7 +577,8 @@ class ArrayBackend(Backend):
 
     def max_pool2d(self, x, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple,
                    ceil_mode: bool):
-        return xp_nn.max_pool2d(self.xp, x, kernel, stride, padding, dilation, ceil_mode)
+        return xp_nn.max_pool2d(self.xp, x, kernel, stride, padding, dilation, ceil_mode,
+                                self._numpy_mode)
 
     def avg_pool2d(self, x, kernel: tuple, stride: tuple, padding: tuple, ceil_mode: bool,
                    count_include_pad: bool, divisor_override=None):

@@ -237,7 +237,7 @@ def _max_pool_by_codes(xpd, kernel, stride, dilation, Ho, Wo, W, hs, ws, lowest)
     return best, idx
 
 
-def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode: bool):
+def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode: bool, fast: bool = True):
     """-> (values, int64 indices into each H*W plane), exactly as torch.nn.functional.max_pool2d."""
     _check_pool("max_pool2d", x, kernel, stride, padding, dilation)
     if x.dtype.kind == "b":
@@ -256,10 +256,10 @@ def max_pool2d(xp, x, kernel, stride, padding, dilation, ceil_mode: bool):
         xpd[:, :, ph:ph + H, pw:pw + W] = x
     hs = np.arange(Ho) * sh - ph
     ws = np.arange(Wo) * sw - pw
-    if xp is np:
-        fast = _max_pool_by_codes(xpd, kernel, stride, dilation, Ho, Wo, W, hs, ws, lowest)
-        if fast is not None:
-            return fast
+    if fast and xp is np:
+        got = _max_pool_by_codes(xpd, kernel, stride, dilation, Ho, Wo, W, hs, ws, lowest)
+        if got is not None:
+            return got
     best = xp.full((N, C, Ho, Wo), lowest, dtype=x.dtype)
     tap = xp.full((N, C, Ho, Wo), -1, dtype=np.int64)
     is_float = x.dtype.kind == "f"
@@ -307,13 +307,13 @@ def avg_pool2d(xp, x, kernel, stride, padding, ceil_mode: bool, count_include_pa
     return _drop(total, back)
 
 
-def nll_loss(xp, logp, target, weight, ignore_index: int, reduction: str):
+def nll_loss(xp, logp, target, weight, ignore_index: int, reduction: str, fast: bool = True):
     """Backend.nll_loss in a few array passes; the all-targets-kept case (the usual one) skips
     the masking work."""
     _float_only("nll_loss", logp)
     cdim = 0 if logp.ndim == 1 else 1
     C = logp.shape[cdim]
-    if _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
+    if fast and _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
         # (N, C) logits, no class weights, an ignore_index no class can equal: NumPy's own
         # bounds check on fancy indexing finds both out-of-range and ignored targets (seen as
         # unsigned, negatives are huge); either sends the batch down the general path below
@@ -362,10 +362,11 @@ def _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
             and logp.dtype != _F16)
 
 
-def nll_loss_backward_fast(xp, g, logp, target, weight, ignore_index: int, reduction: str):
+def nll_loss_backward_fast(xp, g, logp, target, weight, ignore_index: int, reduction: str,
+                           fast: bool = True):
     """-g (or -g / N for 'mean') at each target; None when not all_kept (the caller then
     takes the general composition)."""
-    if not _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
+    if not (fast and _all_kept_rows(xp, logp, target, weight, ignore_index, reduction)):
         return None
     N = logp.shape[0]
     grad = np.zeros(logp.shape, logp.dtype)

@@ -272,6 +272,37 @@ def test_generic_path_allocator_and_nn():
                                F.conv2d(T(xi), T(w), padding=1).numpy(), rtol=1e-12, atol=1e-12)
 
 
+def test_generic_path_takes_no_numpy_only_shortcuts():
+    """The code CuPy runs (numpy_fast_path=False) must give the NumPy fast paths' results
+    without them: where, max_pool2d, nll_loss and its backward, conv_transpose2d,
+    conv2d_weight_backward."""
+    g = ArrayBackend(np, numpy_fast_path=False)
+    c = rng.random((50, 60)) > 0.5
+    a, b = rng.standard_normal((50, 60)), rng.standard_normal((50, 60))
+    assert np.array_equal(g.where(c, a, b), B.where(c, a, b))
+    x = rng.integers(-2, 3, (2, 3, 8, 9)).astype(np.float32)
+    for got, want in zip(g.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False),
+                         B.max_pool2d(x, (2, 2), (2, 2), (0, 0), (1, 1), False)):
+        assert np.array_equal(got, want)
+    logp = np.log(rng.dirichlet(np.ones(5), 6))
+    t = rng.integers(0, 5, 6)
+    for red in ("mean", "sum"):
+        np.testing.assert_allclose(g.nll_loss(logp, t, None, -100, red),
+                                   B.nll_loss(logp, t, None, -100, red), rtol=1e-14)
+        gy = np.asarray(0.7)
+        np.testing.assert_allclose(g.nll_loss_backward(gy, logp, t, None, -100, red),
+                                   B.nll_loss_backward(gy, logp, t, None, -100, red), rtol=1e-14)
+    xi, w = rng.standard_normal((2, 4, 5, 6)), rng.standard_normal((4, 3, 3, 3))
+    np.testing.assert_allclose(g.conv_transpose2d(xi, w, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+                               F.conv_transpose2d(T(xi), T(w), padding=1).numpy(), rtol=1e-12,
+                               atol=1e-12)
+    gy = rng.standard_normal((2, 3, 3, 4))
+    np.testing.assert_allclose(g.conv2d_weight_backward(xi, gy, (3, 4, 3, 3), (1, 1), (0, 0),
+                                                        (1, 1), 1),
+                               B.conv2d_weight_backward(xi, gy, (3, 4, 3, 3), (1, 1), (0, 0),
+                                                        (1, 1), 1), rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------ erf
 def test_erf_dense_grid_against_math_erf():
     x = np.concatenate([np.linspace(-7, 7, 140_001), np.geomspace(1e-300, 1e-3, 200),
