@@ -168,6 +168,44 @@ class FusedOps:
         n = numel(shape)
         if not write or n == 0:
             return res
+        # everything below but the buffers, offsets and constant values depends only on the
+        # program's structure, the outputs written, the donations and the inputs' layouts:
+        # worked out once into a launch plan (the host side of a launch is the critical path
+        # of a step on PoCL, where the device runs on the same cores)
+        pkey = (program.key, tuple(write), tuple(alias), shape,
+                tuple((x.layout.shape, x.layout.strides) for x in inputs))
+        plans = self._rt.__dict__.setdefault("fused_plans", {})
+        plan = plans.get(pkey)
+        if plan is None:
+            if len(plans) > 4096:
+                plans.clear()
+            plan = plans[pkey] = self._fused_plan(program, inputs, shape, write, alias)
+        else:
+            stats.record_cache(True)   # the kernel lookup this plan saves is a cache hit
+        if plan is None:
+            # more arguments than the device takes: run op by op (correct, unfused)
+            return Backend.fused_elementwise(self, program, inputs, shape)
+        kernel, used, stride_args, const_slots, tail, grid, local = plan
+        outs = [made[s] for s in write]
+        args: list = [o.buf for o in outs]
+        for k, sa in zip(used, stride_args):
+            x = inputs[k]
+            args += [x.buf, np.int64(x.layout.offset)]
+            if sa:
+                args += sa
+        from .backend import _scalar
+        consts = program.consts
+        args += [_scalar(consts[j], d) for j, d in const_slots]
+        args += tail
+        self._run(kernel, grid, local, *args)
+        return res
+
+    def _fused_plan(self, program, inputs, shape, write, alias):
+        """(kernel, used inputs, per-input stride arguments, live constants, trailing size
+        arguments, global size, local size) of a fused_elementwise launch, or None when the
+        launch needs more arguments than the device takes."""
+        n_in = program.n_inputs
+        n = numel(shape)
         live = live_slots(program, write)
         used = [k for k in range(n_in) if k in live]
         # an output written over a donated input that the kernel reads: no `restrict` on them
@@ -182,15 +220,10 @@ class FusedOps:
         cdecl, cvals = self._const_args(program, live)
         n_args = len(write) + 2 * len(used) + len(cvals) + 1 + nd * (1 + pattern.count("s"))
         if not self._fits(n_args):
-            # more arguments than the device takes: run op by op (correct, unfused)
-            return Backend.fused_elementwise(self, program, inputs, shape)
-        outs = [made[s] for s in write]
-        args: list = [o.buf for o in outs]
-        for x, lay, p, j in zip((inputs[k] for k in used), lays, pattern, range(len(used))):
-            args += [x.buf, np.int64(lay.offset)]
-            if p == "s":
-                args += [np.int64(sts[j + 1]) for _, sts in dims[::-1]]
-        args += cvals
+            return None
+        const_slots = tuple((j, d) for j, d in enumerate(program.const_dtypes) if n_in + j in live)
+        stride_args = [[np.int64(sts[j + 1]) for _, sts in dims[::-1]] if p == "s" else None
+                       for j, p in enumerate(pattern)]
         if "s" not in pattern:
             vf = vector_dtype(program, live) if n >= VECTOR_MIN else None
             mode = "v" if vf is not None else "c"
@@ -198,15 +231,14 @@ class FusedOps:
             k = self._fused_kernel(key, f"fused_{mode}", partial(
                 self._fused_source, program, live, write, used, pattern, cdecl, mode, 0, vf,
                 alias))
-            args.append(np.int64(n))
             if mode == "v":
                 L = 64
-                self._run(k, (-(-n // (LANES * L)) * L,), (L,), *args)
+                grid, local = (-(-n // (LANES * L)) * L,), (L,)
             else:
-                self._launch_1d(k, n, *args)
-            return res
+                L = 256
+                grid, local = (-(-n // L) * L,), (L,)
+            return k, used, stride_args, const_slots, [np.int64(n)], grid, local
         sizes = [s for s, _ in dims[::-1]]  # innermost first
-        args += [np.int64(s) for s in sizes]
         # rows read with unit or zero inner stride (a bias row, a per-row statistic): eight
         # elements of a row per work-item; 'r'/'b' mark strided inputs of each kind
         inner = dims[-1][1][1:]  # each input's stride along the innermost dim
@@ -218,9 +250,8 @@ class FusedOps:
         key = ("fused", program.key, tuple(write), mode, nd, pattern, alias)
         k = self._fused_kernel(key, f"fused_{mode}", partial(
             self._fused_source, program, live, write, used, pattern, cdecl, mode, nd, vf, alias))
-        g, loc = self._strided_grid([-(-sizes[0] // LANES)] + sizes[1:] if vf else sizes)
-        self._run(k, g, loc, *args)
-        return res
+        grid, local = self._strided_grid([-(-sizes[0] // LANES)] + sizes[1:] if vf else sizes)
+        return k, used, stride_args, const_slots, [np.int64(s) for s in sizes], grid, local
 
     def _fused_source(self, program, live, write, used, pattern, cdecl, mode, nd, vf,
                       alias) -> str:
