@@ -28,6 +28,9 @@ from .shape import contiguous_strides
 
 Prim = Any  # opaque primitive of a particular backend
 
+# deferred input checks (Backend.defer_check) a queued device holds before it runs them
+MAX_DEFERRED_CHECKS = 8
+
 UNARY = ("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "abs", "sign",
          "reciprocal", "floor", "ceil", "round", "logical_not", "bitwise_not")
 BINARY = ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder", "floor_divide",
@@ -134,6 +137,34 @@ class Backend:
         """Wait until all queued work has finished."""
         if self.inner is not None:
             self.inner.sync()
+
+    #: True on backends whose ops only queue work on a device (OpenCL, WGPU): a check that
+    #: needs a value from the device is then deferred to the next read-back (defer_check)
+    #: instead of stalling the queue mid-step, as CUDA's device-side asserts are in PyTorch
+    asynchronous = False
+
+    def defer_check(self, check) -> None:
+        """Run check() — which reads values back and raises on bad input — before the next
+        value leaves the base backend (its next to_numpy or sync). Synchronous backends run
+        it now."""
+        base = self.base()
+        if not base.asynchronous:
+            check()
+            return
+        pending = base.__dict__.setdefault("_deferred_checks", [])
+        pending.append(check)
+        if len(pending) >= MAX_DEFERRED_CHECKS:
+            # a loop that never reads a value back would queue checks (and the small buffers
+            # they read) without end: every few steps they run, one read-back for all
+            base.run_deferred_checks()
+
+    def run_deferred_checks(self) -> None:
+        """Base backends that queue work call this first in to_numpy and sync."""
+        pending = self.__dict__.get("_deferred_checks")
+        if pending:
+            self._deferred_checks = []
+            for check in pending:
+                check()
 
     def memory_stats(self) -> dict:
         """Allocator statistics of the PoolAllocator in this stack (decorators forward)."""
@@ -394,14 +425,23 @@ class Backend:
         tshape = self.shape(target)
         if check and math.prod(tshape):
             axes = tuple(range(len(tshape)))
-            # both bounds in one read-back: on a device each read-back is a queue round trip
-            lo, hi = self.to_numpy(self.cat([self.reshape(self.min(safe, axes, False), (1,)),
-                                             self.reshape(self.max(safe, axes, False), (1,))],
-                                            0)).tolist()
-            if lo < 0 or hi >= n_classes:
-                raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for "
-                                 f"{n_classes} classes (valid: 0..{n_classes - 1} or "
-                                 f"ignore_index={ignore_index})")
+            bounds = self.cat([self.reshape(self.min(safe, axes, False), (1,)),
+                               self.reshape(self.max(safe, axes, False), (1,))], 0)
+
+            def verify(layer=self, bounds=bounds):
+                lo, hi = layer.to_numpy(bounds).tolist()  # both bounds in one read-back
+                if lo < 0 or hi >= n_classes:
+                    late = (f"; found at the next read-back from {layer.base()}, the step in "
+                            f"between ran with that target as class 0"
+                            if layer.base().asynchronous else "")
+                    raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds "
+                                     f"for {n_classes} classes (valid: 0..{n_classes - 1} or "
+                                     f"ignore_index={ignore_index}){late}")
+            if self.base().asynchronous:
+                # no kernel may index past the class dim before the check has run
+                inside = self.logical_and(self.ge(safe, 0), self.lt(safe, n_classes))
+                safe = self.where(inside, safe, 0)
+            self.defer_check(verify)
         w = self.cast(valid, dtype)
         if weight is not None:
             picked = self.index_select(weight, 0, self.reshape(safe, (math.prod(tshape),)))

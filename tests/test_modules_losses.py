@@ -127,3 +127,32 @@ def test_loss_errors():
         nn.BCELoss()(st.tensor([1.5]), st.tensor([1.0]))
     with pytest.raises(st.ShapeError, match="target"):
         nn.CrossEntropyLoss()(st.zeros(2, 3), st.tensor([0, 1, 2]))
+
+
+@pytest.mark.parametrize("spec", ["Autodiff(OpenCL())", "Autodiff(WGPU())", "Autodiff(NumPy())"])
+def test_out_of_range_targets_on_queued_devices_raise_at_the_next_read_back(spec):
+    """Device backends queue work, so the class-index bounds check is read back with the next
+    value that leaves the device (no stall mid-step); no kernel reads past the class dim in
+    between. NumPy checks at once."""
+    try:
+        B = st.backend(spec)
+    except Exception as e:  # no OpenCL/WGPU device here
+        pytest.skip(f"{spec} unavailable: {e}")
+    x = st.tensor(rnd(4, 3).astype(np.float32), backend=B, requires_grad=True)
+    bad = st.tensor(np.array([0, 1, 7, 2]), backend=B)
+    if not B.base().asynchronous:
+        with pytest.raises(IndexError, match="target 7 is out of bounds for 3 classes"):
+            F_ce(x, bad)
+        return
+    loss = F_ce(x, bad)            # queued; the check waits
+    loss.backward()                # still no read-back: gradients computed with the target clamped
+    with pytest.raises(IndexError, match="target 7 is out of bounds for 3 classes"):
+        loss.item()
+    good = F_ce(x, st.tensor(np.array([0, 1, 2, 2]), backend=B)).item()
+    ref = torch.nn.functional.cross_entropy(torch.tensor(rnd(4, 3).astype(np.float32)),
+                                            torch.tensor([0, 1, 2, 2])).item()
+    assert good == pytest.approx(ref, rel=1e-5)
+
+
+def F_ce(x, t):
+    return st.functional.cross_entropy(x, t)

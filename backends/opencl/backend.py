@@ -110,6 +110,8 @@ class OpenCL(FusedOps, NNOps, ReduceIndexOps, Backend):
     or a substring of the name. Kernels are compiled once per device and cached in memory
     and on disk (~/.cache/strata/opencl, or $STRATA_CACHE_DIR/opencl)."""
 
+    asynchronous = True  # ops queue work; input checks wait for the next read-back
+
     def __init__(self, platform=None, device=None):
         cl = rt.import_pyopencl()
         self._platform_arg = platform
@@ -291,6 +293,7 @@ class OpenCL(FusedOps, NNOps, ReduceIndexOps, Backend):
         return out
 
     def to_numpy(self, x: CLArray) -> np.ndarray:
+        self.run_deferred_checks()
         lay = x.layout
         out = np.empty(lay.shape, x.dtype.np)
         if out.size == 0:
@@ -364,6 +367,7 @@ class OpenCL(FusedOps, NNOps, ReduceIndexOps, Backend):
 
     def sync(self) -> None:
         self.queue.finish()
+        self.run_deferred_checks()
 
     # ---------------------------------------------------------------- elementwise
     def _unary(self, op: str, x: CLArray) -> CLArray:

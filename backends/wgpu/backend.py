@@ -30,6 +30,8 @@ _NAMES = re.compile(r"\b([abc])\b")
 class WGPU(FusedOps, NNOps, ReduceOps, Backend):
     """WebGPU backend. `WGPU(power_preference="high-performance", adapter=None)`."""
 
+    asynchronous = True  # ops queue work; input checks wait for the next read-back
+
     def __init__(self, power_preference: str = "high-performance", adapter=None,
                  batch_limit: int = 256):
         self._pp = power_preference
@@ -84,6 +86,7 @@ class WGPU(FusedOps, NNOps, ReduceOps, Backend):
         return upload(self.rt, to_storage(np.asarray(a), WTYPES[dtype]), dtype)
 
     def to_numpy(self, x: WTensor) -> np.ndarray:
+        self.run_deferred_checks()
         w = x.w
         lay = x.layout
         n = lay.numel
@@ -100,6 +103,7 @@ class WGPU(FusedOps, NNOps, ReduceOps, Backend):
 
     def sync(self) -> None:
         self.rt.sync()
+        self.run_deferred_checks()
 
     # ---------------------------------------------------------------- creation
     def full(self, shape: tuple, value, dtype: DType) -> WTensor:
