@@ -313,6 +313,29 @@ def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, la
         pytest.approx(want, rel=1e-6)   # nothing left over from the failed check
 
 
+def test_loss_is_composed_under_autodiff_and_its_gradient_matches_unfused(B):
+    """Fusion(Autodiff(OpenCL())): the loss reaches Fusion as primitives (nll_loss is looked
+    through Autodiff), so no single nll_loss op runs, and the input gradient equals the
+    unfused stack's."""
+    from strata import fusion
+    rng = np.random.default_rng(8)
+    x = sample(rng, (12, 6), dt.float32)
+    y = rng.integers(0, 6, 12)
+    y[5] = -100
+    grads = []
+    for spec in ("Fusion(Autodiff(OpenCL()))", "Autodiff(OpenCL())"):
+        S = st.backend(spec)
+        t = st.from_numpy(x, backend=S).requires_grad_()
+        with fusion.trace() as tr:
+            loss = st.functional.cross_entropy(t, st.from_numpy(y, backend=S))
+            loss.backward()
+            grads.append((loss.item(), t.grad.numpy()))
+        if spec.startswith("Fusion"):
+            assert "nll_loss" not in tr.summary() and tr.fused
+    assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-7)
+
+
 # ---------------------------------------------------------------------------- reductions
 def _reduce_program(d):
     b = ProgramBuilder()
