@@ -549,14 +549,18 @@ class ArrayBackend(Backend):
         return super().linear(x, w, b)
 
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
-        return xp_nn.nll_loss(self.xp, logp, target, weight, ignore_index, reduction,
-                              self._numpy_mode)
+        self._float_only("nll_loss", logp)
+        if self._numpy_mode:
+            fast = xp_nn.nll_loss_fast(logp, target, weight, ignore_index, reduction)
+            if fast is not None:
+                return fast
+        return super().nll_loss(logp, target, weight, ignore_index, reduction)
 
     def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
-        fast = xp_nn.nll_loss_backward_fast(self.xp, g, logp, target, weight, ignore_index,
-                                            reduction, self._numpy_mode)
-        if fast is not None:
-            return fast
+        if self._numpy_mode:
+            fast = xp_nn.nll_loss_backward_fast(g, logp, target, weight, ignore_index, reduction)
+            if fast is not None:
+                return fast
         return super().nll_loss_backward(g, logp, target, weight, ignore_index, reduction)
 
     def layer_norm(self, x, normalized_ndim: int, weight, bias, eps: float):

@@ -37,13 +37,13 @@ _plans: dict = {}   # (program.key, input layout, shape, donate) -> _Plan
 
 
 class _Plan:
-    """steps: (fn, arg slots, buffer id or -1, use backend call convention).
+    """steps: (fn, arg slots, buffer id, or -1 for a backend call that allocates its result).
     buffers: (shape, numpy dtype) per buffer id; donors: buffer id -> input index."""
 
-    __slots__ = ("steps", "buffers", "donors", "outputs")
+    __slots__ = ("steps", "buffers", "donors")
 
-    def __init__(self, steps, buffers, donors, outputs):
-        self.steps, self.buffers, self.donors, self.outputs = steps, buffers, donors, outputs
+    def __init__(self, steps, buffers, donors):
+        self.steps, self.buffers, self.donors = steps, buffers, donors
 
 
 def _generic(B, op, d):
@@ -60,7 +60,6 @@ def _generic(B, op, d):
 
 
 def _build(B, program, inputs, shape, donate) -> _Plan:
-    n_in = len(inputs)
     first = program.first_instr_slot
     shapes = [getattr(a, "shape", ()) for a in inputs] + [()] * len(program.consts)
     last_use = {}
@@ -123,7 +122,7 @@ def _build(B, program, inputs, shape, donate) -> _Plan:
             if a in holds and last_use.get(a) == k and a not in outputs:
                 bid = holds.pop(a)
                 free.setdefault(buffers[bid], []).append(bid)
-    return _Plan(tuple(steps), tuple(buffers), donors, program.outputs)
+    return _Plan(tuple(steps), tuple(buffers), donors)
 
 
 def fused_elementwise(B, program, inputs, shape, alloc=None, donate=None):
@@ -159,7 +158,7 @@ def fused_elementwise(B, program, inputs, shape, alloc=None, donate=None):
     n_in = len(inputs)
     first = program.first_instr_slot
     outs = []
-    for s in plan.outputs:
+    for s in program.outputs:
         v = slots[s]
         if not isinstance(v, np.ndarray) or v.ndim == 0 and n_in <= s < first:
             v = np.full(shape, v, program.slot_dtype(s).np)

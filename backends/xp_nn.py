@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..core.backend import _pool_counts, _pool_out
+from ..core.backend_nn import _pool_counts, _pool_out
 from ..core.errors import DTypeError, ShapeError
 
 _F16 = np.dtype(np.float16)
@@ -307,66 +307,34 @@ def avg_pool2d(xp, x, kernel, stride, padding, ceil_mode: bool, count_include_pa
     return _drop(total, back)
 
 
-def nll_loss(xp, logp, target, weight, ignore_index: int, reduction: str, fast: bool = True):
-    """Backend.nll_loss in a few array passes; the all-targets-kept case (the usual one) skips
-    the masking work."""
-    _float_only("nll_loss", logp)
-    cdim = 0 if logp.ndim == 1 else 1
-    C = logp.shape[cdim]
-    if fast and _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
-        # (N, C) logits, no class weights, an ignore_index no class can equal: NumPy's own
-        # bounds check on fancy indexing finds both out-of-range and ignored targets (seen as
-        # unsigned, negatives are huge); either sends the batch down the general path below
-        try:
-            picked = logp[np.arange(logp.shape[0]), target.view(np.uint64)]
-        except IndexError:
-            picked = None
-        if picked is not None:
-            total = -picked.sum(dtype=logp.dtype)
-            if reduction == "mean":
-                total = total / logp.dtype.type(logp.shape[0])
-            return np.asarray(total, dtype=logp.dtype)
-    valid = target != ignore_index
-    all_kept = bool(valid.all())
-    safe = target if all_kept else xp.where(valid, target, 0)
-    if safe.size:
-        lo, hi = int(safe.min()), int(safe.max())
-        if lo < 0 or hi >= C:
-            raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds for {C} "
-                             f"classes (valid: 0..{C - 1} or ignore_index={ignore_index})")
-    work, _ = _lift(logp)
-    picked = xp.take_along_axis(work, xp.expand_dims(safe, cdim), cdim).squeeze(cdim)
-    if weight is None:
-        w = None if all_kept else valid.astype(work.dtype)
-    else:
-        w = weight.astype(work.dtype)[safe]
-        if not all_kept:
-            w = w * valid
-    loss = -picked if w is None else -(picked * w)
-    if reduction != "none" and loss.ndim:
-        loss = loss.sum()
-        if reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                loss = loss / (w.sum() if w is not None else work.dtype.type(safe.size))
-    elif reduction == "mean":  # a single (unbatched) target
-        with np.errstate(invalid="ignore", divide="ignore"):
-            loss = loss / (w if w is not None else 1)
-    return xp.asarray(loss, dtype=logp.dtype)
-
-
-def _all_kept_rows(xp, logp, target, weight, ignore_index, reduction):
-    """The common case NumPy can take in one fancy-indexing step: (N, C) input, no class
-    weights, an ignore_index no class can equal, a reduced loss."""
-    return (xp is np and logp.ndim == 2 and logp.shape[0] and weight is None
+# nll_loss on NumPy: the usual case — (N, C) log-probabilities, no class weights, an
+# ignore_index no class can equal, a reduced loss — in one fancy-indexing step. NumPy's own
+# bounds check on the indexing finds both out-of-range and ignored targets (seen as unsigned,
+# negatives are huge); either returns None and the caller takes Backend's composition, which
+# masks, checks and reports them.
+def _all_kept_rows(logp, target, weight, ignore_index, reduction) -> bool:
+    return (logp.ndim == 2 and logp.shape[0] and weight is None
             and not 0 <= ignore_index < logp.shape[1] and reduction != "none"
             and logp.dtype != _F16)
 
 
-def nll_loss_backward_fast(xp, g, logp, target, weight, ignore_index: int, reduction: str,
-                           fast: bool = True):
-    """-g (or -g / N for 'mean') at each target; None when not all_kept (the caller then
-    takes the general composition)."""
-    if not (fast and _all_kept_rows(xp, logp, target, weight, ignore_index, reduction)):
+def nll_loss_fast(logp, target, weight, ignore_index: int, reduction: str):
+    """The loss, or None when this is not the usual case."""
+    if not _all_kept_rows(logp, target, weight, ignore_index, reduction):
+        return None
+    try:
+        picked = logp[np.arange(logp.shape[0]), target.view(np.uint64)]
+    except IndexError:
+        return None
+    total = -picked.sum(dtype=logp.dtype)
+    if reduction == "mean":
+        total = total / logp.dtype.type(logp.shape[0])
+    return np.asarray(total, dtype=logp.dtype)
+
+
+def nll_loss_backward_fast(g, logp, target, weight, ignore_index: int, reduction: str):
+    """-g (or -g / N for 'mean') at each target, or None when this is not the usual case."""
+    if not _all_kept_rows(logp, target, weight, ignore_index, reduction):
         return None
     N = logp.shape[0]
     grad = np.zeros(logp.shape, logp.dtype)

@@ -7,7 +7,7 @@ Gradients reuse the inner backend's accelerated ops where one is the adjoint of 
 """
 from __future__ import annotations
 
-from ..core.backend import _pool_counts
+from ..core.backend_nn import _pool_counts
 from .autodiff_rules import rule, unbroadcast
 
 

@@ -147,24 +147,17 @@ def _nll(logp: Tensor, target: Tensor, weight, ignore_index: int, reduction: str
 
 def _nll_terms(logp: Tensor, target: Tensor, weight, ignore_index: int, op: str):
     """Per-element -w[t] * logp[t] (0 where ignored), the per-element weights w[t] and the
-    kept-target mask, for label smoothing, which needs them beside the loss."""
-    cdim = 0 if logp.ndim == 1 else 1
-    C = logp.shape[cdim]
+    kept-target mask, for label smoothing, which needs them beside the loss. The targets are
+    checked and weighed by the backend's _nll_weights, as the nll_loss op does."""
     _nll_checks(logp, target, weight, op)
-    from .. import where
+    cdim = 0 if logp.ndim == 1 else 1
+    b = logp._b
     t = target.long()
-    valid = t != ignore_index
-    safe = where(valid, t, 0)
-    if t.numel():
-        lo, hi = int(safe.min()), int(safe.max())
-        if lo < 0 or hi >= C:
-            raise IndexError(f"{op}: target {lo if lo < 0 else hi} is out of bounds for {C} classes "
-                             f"(valid: 0..{C - 1} or ignore_index={ignore_index})")
+    wp = weight._cast(logp.dtype)._p if weight is not None else None
+    safe, w = (Tensor._make(v, b) for v in
+               b._nll_weights(t._p, wp, int(ignore_index), logp.shape[cdim], logp.dtype))
     picked = logp.gather(cdim, safe.unsqueeze(cdim)).squeeze(cdim)
-    w = valid.to(logp.dtype)
-    if weight is not None:
-        w = w * weight.index_select(0, safe.reshape(-1)).reshape(tuple(safe.shape))
-    return -(picked * w), w, valid
+    return -(picked * w), w, t != ignore_index
 
 
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, ignore_index: int = -100,

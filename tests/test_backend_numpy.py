@@ -524,7 +524,8 @@ def test_allocator_hook_routes_outputs():
 def test_class_level_methods_forward_to_installed_ops():
     x = rand((2, 2), np.float32)
     np.testing.assert_array_equal(type(B).add(B, x, x), x + x)
-    assert type(B).add is not type(B).__mro__[-2].add  # overridden, visible to introspection
+    from strata.core.backend import Backend
+    assert type(B).add is not Backend.add  # overridden, visible to introspection
 
 
 def test_no_floating_point_warnings():

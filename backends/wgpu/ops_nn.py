@@ -4,7 +4,7 @@ from __future__ import annotations
 import struct
 
 from ...core import dtype as dt
-from ...core.backend import _pool_out
+from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
 from ...core.shape import broadcast_shapes, numel
 from .runtime import kernel_source

@@ -254,7 +254,7 @@ def _lazy_binary(name):
     return op
 
 
-_VIEWS = frozenset(("reshape", "permute", "expand", "slice", "flip"))
+_VIEWS = frozenset(("permute", "expand", "slice", "flip"))  # reshape: Fusion.reshape
 
 
 _COMPOSABLE = ("prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
@@ -285,7 +285,7 @@ def _uses_default(inner: Backend, name: str) -> bool:
 
 def _forward(name):
     """A non-fusable op: realise inputs, run it on the inner backend, wrap the result.
-    Views (reshape, permute, expand, slice, flip) launch nothing, so they are not counted.
+    Views (permute, expand, slice, flip) launch nothing, so they are not counted.
     An accelerated op the inner backend lacks is composed on this layer instead."""
     view = name in _VIEWS
     default = getattr(Backend, name) if name in _COMPOSABLE else None
