@@ -441,6 +441,14 @@ class Backend(NNDefaults):
         (v,) = self.fused_elementwise(program, inputs, shape)
         return getattr(self, op)(v, axes, keepdims)
 
+    def fused_matmul(self, program, a, b, inputs: Sequence, shape: tuple) -> list:
+        """A matmul with an elementwise epilogue: the program's input 0 is `a @ b`, its inputs
+        1.. are `inputs` (broadcast to `shape`, the matmul's output shape). Backends whose
+        matmul kernel can evaluate the program where it stores its result (bias + activation)
+        override this; the default runs the matmul, then the program."""
+        c = self.matmul(a, b)
+        return self.fused_elementwise(program, [c] + list(inputs), shape)
+
     # ================================================================ autodiff hooks
     # Base backends record no graph. Autodiff overrides all of these.
     def requires_grad(self, x) -> bool:

@@ -14,6 +14,7 @@ from ..core.errors import AutodiffError, DTypeError
 from . import autodiff_rules as R
 from . import autodiff_rules_nn as RN
 from .autodiff_fused import fused_elementwise as _fused_elementwise
+from .autodiff_fused import fused_matmul as _fused_matmul
 from .autodiff_fused import fused_reduce as _fused_reduce
 from .autodiff_fused import fused_update as _fused_update
 from .autodiff_engine import Node, Tracked, edge, run, seed_grad
@@ -392,6 +393,7 @@ class Autodiff(Backend):
     fused_elementwise = _fused_elementwise
     fused_reduce = _fused_reduce
     fused_update = _fused_update
+    fused_matmul = _fused_matmul
 
     # ================================================================ autodiff hooks
     def requires_grad(self, x) -> bool:

@@ -65,6 +65,17 @@ def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
     return getattr(self, op)(v, axes, keepdims)
 
 
+def fused_matmul(self, program, a, b, inputs, shape):
+    """Untracked: the inner backend's matmul with the program as its epilogue. Tracked: the
+    recorded matmul, then the program (differentiated as above): the epilogue's derivative
+    needs the matmul's value, which the fused kernel never writes."""
+    if not _state.enabled or not (a.requires_grad or b.requires_grad
+                                  or any(x.requires_grad for x in inputs)):
+        return [Tracked(o) for o in self.inner.fused_matmul(
+            program, a.value, b.value, [x.value for x in inputs], shape)]
+    return fused_elementwise(self, program, [self.matmul(a, b)] + list(inputs), shape)
+
+
 def fused_update(self, program, inputs, shape, donate):
     """Updates run untracked (optimizer steps under no_grad) and may reuse donated buffers;
     a recorded op must keep its inputs intact, so it takes the ordinary path."""

@@ -1,5 +1,6 @@
 """Property test of the Fusion decorator: random elementwise/broadcast/reduction graphs of up to
-12 ops give the same values and gradients on every fused stack as unfused NumPy."""
+12 ops (with matmuls by a 4x4 weight among them, whose consumers become matmul epilogues on
+OpenCL and WGPU) give the same values and gradients on every fused stack as unfused NumPy."""
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def graphs(draw):
     ops = []
     for k in range(n):
         avail = 3 + k
-        kind = draw(hs.sampled_from(["u", "u", "b", "b", "c", "r"]))
+        kind = draw(hs.sampled_from(["u", "u", "b", "b", "c", "r", "m"]))
         if kind == "u":
             ops.append(("u", draw(hs.sampled_from(UNARY)), draw(hs.integers(0, avail - 1))))
         elif kind == "b":
@@ -46,6 +47,8 @@ def graphs(draw):
         elif kind == "c":
             ops.append(("c", draw(hs.sampled_from(["add", "mul"])), draw(hs.integers(0, avail - 1)),
                         draw(hs.sampled_from([0.5, -1.5, 2.0]))))
+        elif kind == "m":
+            ops.append(("m", "matmul", draw(hs.integers(0, avail - 1))))
         else:
             ops.append(("r", draw(hs.sampled_from(REDUCE)), draw(hs.integers(0, avail - 1))))
     seed = draw(hs.integers(0, 2 ** 16))
@@ -55,8 +58,9 @@ def graphs(draw):
 def _run(B, shapes, ops, seed):
     rng = np.random.default_rng(seed)
     leaves = [st.tensor(rng.uniform(-1.5, 1.5, s).astype(np.float32), backend=B,
-                        requires_grad=True) for s in shapes]
-    vals = list(leaves)
+                        requires_grad=True) for s in shapes + [(4, 4)]]
+    vals = list(leaves[:3])
+    weight = leaves[3]
     for op in ops:
         if op[0] == "u":
             x = vals[op[2]]
@@ -67,6 +71,9 @@ def _run(B, shapes, ops, seed):
             y = st.where(a > b, a, b * 0.5) if op[1] == "where_gt" else getattr(st, op[1])(a, b)
         elif op[0] == "c":
             y = vals[op[2]] + op[3] if op[1] == "add" else vals[op[2]] * op[3]
+        elif op[0] == "m":
+            x = vals[op[2]]
+            y = x @ weight if x.ndim == 2 and x.shape[-1] == 4 else x
         else:
             x = vals[op[2]]
             y = x.sum(-1, keepdim=True) if op[1] == "sum" and x.ndim else (

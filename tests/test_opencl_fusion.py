@@ -282,7 +282,8 @@ def test_fusion_chain_is_one_kernel(B, launches):
 def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, launches):
     """OpenCL() has no linear or nll_loss kernel of its own, so Fusion runs their default
     compositions on itself: linear's bias add fuses with the ReLU after it, and the loss's
-    masking and scaling fuse; results match NumPy and the unfused OpenCL() stack."""
+    masking and scaling fuse — with the matmul, as its epilogue; results match NumPy and the
+    unfused OpenCL() stack."""
     from strata import fusion
     F = st.backend("Fusion(OpenCL())")
     rng = np.random.default_rng(6)
@@ -296,7 +297,7 @@ def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, la
                                  st.from_numpy(b, backend=F)).relu()
         got = h.numpy()
         loss = st.functional.cross_entropy(h, st.from_numpy(y, backend=F)).item()
-    assert t.fused[0] == ("add", "relu") and "nll_loss" not in str(t.summary())
+    assert t.fused[0] == ("matmul", "add", "relu") and "nll_loss" not in str(t.summary())
     del F.base()._run
     ref = np.maximum(x.astype(np.float64) @ w.T.astype(np.float64) + b, 0)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

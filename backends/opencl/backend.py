@@ -25,6 +25,7 @@ from ..strided import Layout
 from . import runtime as rt
 from .array import CLArray, broadcast_layout, collapse
 from .fused import FusedOps
+from .fused_matmul import FusedMatmulOps
 from .nn_ops import NNOps
 from .reduce_index import ReduceIndexOps
 
@@ -105,7 +106,7 @@ def _vec16(values) -> np.ndarray:
     return out
 
 
-class OpenCL(FusedOps, NNOps, ReduceIndexOps, Backend):
+class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
     """OpenCL base backend. `platform`/`device`: None (first GPU, else first device), an index,
     or a substring of the name. Kernels are compiled once per device and cached in memory
     and on disk (~/.cache/strata/opencl, or $STRATA_CACHE_DIR/opencl)."""

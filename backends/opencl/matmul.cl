@@ -39,6 +39,14 @@
 #define STORE_T(x) ((T)(x))
 #endif
 
+// A matmul with an epilogue (fused_matmul.py) defines EPI_KPARAMS (its extra kernel
+// parameters), EPI_ARGS and STORE_C, which hands each result to the generated epilogue
+// instead of storing it.
+#ifndef STORE_C
+#define EPI_KPARAMS
+#define STORE_C(idx, r, col, v) c[idx] = STORE_T(v)
+#endif
+
 #define BSTEP(k) if (nb > 0x##k) { const long i = q % bsh.s##k; q /= bsh.s##k;   \
     pa += i * bsa.s##k; pb += i * bsb.s##k; pc += i * bsc.s##k; }
 #define BATCH_OFFSETS                                                              \
@@ -51,7 +59,7 @@ __kernel void matmul_nn(__global T* c, const long co, const long sc_n, const lon
                         __global const T* b, const long bo, const long sb_k, const long sb_m,
                         const long N, const long K, const long M,
                         const long16 bsh, const long16 bsa, const long16 bsb, const long16 bsc,
-                        const int nb) {
+                        const int nb EPI_KPARAMS) {
     const long c0 = get_global_id(0) * VW, r0 = get_global_id(1) * TM;
     if (c0 >= M || r0 >= N) return;
     BATCH_OFFSETS
@@ -87,13 +95,17 @@ __kernel void matmul_nn(__global T* c, const long co, const long sc_n, const lon
             for (int i = 0; i < TM; ++i) acc[i] = MAC((VT)((ACC)a[arow[i] + k * sa_k]), bv, acc[i]);
         }
     }
+    // stores unrolled: a loop the compiler leaves rolled (an epilogue makes the body long)
+    // indexes acc at run time, which keeps every accumulator in memory for the k loop too
+#pragma unroll
     for (int i = 0; i < TM; ++i) {
         if (r0 + i >= N) break;
         ACC row[VW];
         CAT(vstore, VW)(acc[i], 0, row);
         const long base = pc + (r0 + i) * sc_n;
+#pragma unroll
         for (int j = 0; j < VW; ++j)
-            if (c0 + j < M) c[base + (c0 + j) * sc_m] = STORE_T(row[j]);
+            if (c0 + j < M) STORE_C(base + (c0 + j) * sc_m, r0 + i, c0 + j, row[j]);
     }
 }
 
@@ -102,7 +114,7 @@ __kernel void matmul_nt(__global T* c, const long co, const long sc_n, const lon
                         __global const T* b, const long bo, const long sb_k, const long sb_m,
                         const long N, const long K, const long M,
                         const long16 bsh, const long16 bsa, const long16 bsb, const long16 bsc,
-                        const int nb) {
+                        const int nb EPI_KPARAMS) {
     const long c0 = get_global_id(0) * TN, r0 = get_global_id(1) * TM;
     if (c0 >= M || r0 >= N) return;
     BATCH_OFFSETS
@@ -122,8 +134,10 @@ __kernel void matmul_nt(__global T* c, const long co, const long sc_n, const lon
             for (int i = 0; i < TM; ++i) acc[i][j] = MAC(av[i], bv, acc[i][j]);
         }
     }
+#pragma unroll
     for (int i = 0; i < TM; ++i) {
         if (r0 + i >= N) break;
+#pragma unroll
         for (int j = 0; j < TN; ++j) {
             if (c0 + j >= M) break;
             ACC lane[VW];
@@ -131,7 +145,7 @@ __kernel void matmul_nt(__global T* c, const long co, const long sc_n, const lon
             ACC s = (ACC)0;
             for (int l = 0; l < VW; ++l) s += lane[l];
             for (long k = kv; k < K; ++k) s = MAC((ACC)ap[i][k], (ACC)bp[j][k], s);
-            c[pc + (r0 + i) * sc_n + (c0 + j) * sc_m] = STORE_T(s);
+            STORE_C(pc + (r0 + i) * sc_n + (c0 + j) * sc_m, r0 + i, c0 + j, s);
         }
     }
 }

@@ -50,16 +50,24 @@ class NNOps:
             return {"TM": 6, "VW": min(16, 2 * pref), "local": (4, 4, 1)}
         return {"TM": 4, "TN": 4, "VW": 4, "local": (16, 4, 1)}
 
-    def _matmul_kernel(self, d, nt: bool, gather: bool, tiles: dict):
+    def _matmul_kernel(self, d, nt: bool, gather: bool, tiles: dict, epi=None):
         defs = (f"#define ACC {_ACC[d.name]}\n#define TM {tiles['TM']}\n#define VW {tiles['VW']}\n"
                 f"#define TN {tiles.get('TN', 1)}\n" + ("#define GATHER_B 1\n" if gather else ""))
+        name = "matmul_nt" if nt else "matmul_nn"
+        if epi is not None:
+            return epi.kernel(self, d, defs, name)
 
         def source():
             return self._header(d) + defs + self._programs.source("matmul.cl")
         key = ("matmul", d.name, defs)
-        return self._kernel(key, "matmul_nt" if nt else "matmul_nn", source)
+        return self._kernel(key, name, source)
 
     def matmul(self, a: CLArray, b: CLArray) -> CLArray:
+        return self._matmul(a, b, None)
+
+    def _matmul(self, a: CLArray, b: CLArray, epi) -> CLArray:
+        """a @ b; with `epi` (fused_matmul.py) the kernel hands each result to the epilogue,
+        which writes the program's outputs (epi.outputs), and nothing is returned."""
         d = a.dtype
         if b.dtype is not d:
             raise DTypeError(f"matmul: operands have dtypes {d.name} and {b.dtype.name}; cast first")
@@ -73,10 +81,10 @@ class NNOps:
             raise ShapeError(f"matmul: shapes {la.shape} and {lb.shape} do not match "
                              f"(inner sizes {K} and {K2})")
         batch = broadcast_shapes(la.shape[:-2], lb.shape[:-2], "matmul")
-        out = self._new(batch + (N, M), d)
+        out = self._new(batch + (N, M), d) if epi is None else epi.outputs[0]
         if out.layout.numel == 0:
             return out
-        if K == 0:
+        if K == 0 and epi is None:
             return self.full(batch + (N, M), 0, d)
         la = broadcast_layout(la, batch + (N, K))
         lb = broadcast_layout(lb, batch + (K, M))
@@ -94,7 +102,7 @@ class NNOps:
         nt = sb_m != 1 and sa_k == 1 and sb_k == 1
         gather = sb_m != 1 and not nt
         tiles = self.matmul_tiles(d, nt)
-        k = self._matmul_kernel(d, nt, gather, tiles)
+        k = self._matmul_kernel(d, nt, gather, tiles, epi)
         nbatch = numel(batch)
         cols = _ceil(M, tiles["TN"] if nt else tiles["VW"])
         rows = _ceil(N, tiles["TM"])
@@ -107,7 +115,7 @@ class NNOps:
                   np.int64(N), np.int64(K), np.int64(M),
                   _vec16([s for s, _ in bdims]), _vec16([st[0] for _, st in bdims]),
                   _vec16([st[1] for _, st in bdims]), _vec16([st[2] for _, st in bdims]),
-                  np.int32(len(bdims)))
+                  np.int32(len(bdims)), *(epi.args if epi is not None else ()))
         return out
 
     # ---------------------------------------------------------------- conv and pooling

@@ -6,7 +6,8 @@
 // four k-steps per load.
 // meta: [0] n, [1] m, [2] k, [3] batch ndim, [4] a offset, [5] b offset, [6] row base,
 //       [7] batch base, [8] a row stride, [9] a k stride, [10] b k stride, [11] b col stride,
-//       [12] col base, [16..24) batch shape, [24..32) a batch strides, [32..40) b batch strides
+//       [12] col base, [16..24) batch shape, [24..32) a batch strides, [32..40) b batch strides,
+//       [40..64) an epilogue's input offsets and strides, and its constants
 ${ENABLE}
 
 @group(0) @binding(0) var<uniform> md: array<vec4<u32>, 16>;
@@ -14,17 +15,20 @@ fn M(k: u32) -> u32 { return md[k >> 2u][k & 3u]; }
 @group(0) @binding(1) var<storage, read_write> out: array<${TO}>;
 @group(0) @binding(2) var<storage, read> A: array<${TA}>;
 @group(0) @binding(3) var<storage, read> B: array<${TB}>;
+${EXTRA_BINDINGS}
 
 fn col_index(c: u32, m: u32, sb_m: i32, bo: i32) -> vec4<i32> {
     return vec4<i32>(i32(min(c, m - 1u)), i32(min(c + 1u, m - 1u)), i32(min(c + 2u, m - 1u)),
                      i32(min(c + 3u, m - 1u))) * sb_m + bo;
 }
 
-fn store4(base: u32, col: u32, m: u32, x4: vec4<${ACC}>) {
+// STORE_STMT stores x, the result at (row, col + c) with index base + col + c; a fused
+// epilogue (fused_matmul.py) evaluates its program there instead
+fn store4(base: u32, row: u32, col: u32, m: u32, x4: vec4<${ACC}>) {
     for (var c = 0u; c < 4u; c = c + 1u) {
         if (col + c < m) {
             let x = x4[c];
-            out[base + col + c] = ${STORE};
+            ${STORE_STMT}
         }
     }
 }

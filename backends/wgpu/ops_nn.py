@@ -56,7 +56,8 @@ def _matmul_unrolled(acc: str, vec: bool, avec: bool) -> dict:
     stores = []
     for i in range(_TM):
         stores.append(f"{ind}if (row0 + {i}u < n) {{")
-        stores += [f"{ind * 2}store4(obase + (row0 + {i}u) * m, col0 + {4 * v}u, m, c{i}_{v});"
+        stores += [f"{ind * 2}store4(obase + (row0 + {i}u) * m, row0 + {i}u, col0 + {4 * v}u, m, "
+                   f"c{i}_{v});"
                    for v in range(_NV)]
         stores.append(f"{ind}}}")
     return {"BASES": "\n".join(bases), "ACC_DECL": "\n".join(decl), "LOOP": "\n".join(fma),
@@ -66,6 +67,11 @@ def _matmul_unrolled(acc: str, vec: bool, avec: bool) -> dict:
 class NNOps:
     # ---------------------------------------------------------------- matmul
     def matmul(self, a: WTensor, b: WTensor) -> WTensor:
+        return self._matmul(a, b, None)
+
+    def _matmul(self, a: WTensor, b: WTensor, epi) -> WTensor:
+        """a @ b; with `epi` (fused_matmul.py) each result goes through the epilogue, which
+        writes the program's outputs (epi.outputs, the first one bound as `out`)."""
         if a.dtype is not b.dtype:
             raise DTypeError(f"WGPU().matmul: dtypes {a.dtype.name} and {b.dtype.name} differ")
         if a.layout.ndim < 2 or b.layout.ndim < 2:
@@ -75,11 +81,11 @@ class NNOps:
             raise ShapeError(f"WGPU().matmul: shapes {a.shape} and {b.shape} do not match "
                              f"(inner sizes {k} and {k2})")
         batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], "matmul")
-        out = new_tensor(self.rt, batch + (n, m), a.dtype)
+        out = new_tensor(self.rt, batch + (n, m), a.dtype) if epi is None else epi.outputs[0]
         nb = numel(batch)
         if out.layout.numel == 0:
             return out
-        if k == 0:
+        if k == 0 and epi is None:
             return self.full(batch + (n, m), 0, a.dtype)
         al = self._expand_to(a, batch + (n, k)).layout
         bl = self._expand_to(b, batch + (k, m)).layout
@@ -93,14 +99,19 @@ class NNOps:
                and bl.strides[-2] % 4 == 0 and all(s % 4 == 0 for s in bst))
         avec = (al.strides[-1] == 1 and k % 4 == 0 and al.offset % 4 == 0
                 and al.strides[-2] % 4 == 0 and all(s % 4 == 0 for s in ast))
-        key = ("matmul", a.dtype, vec, avec)
+        key = ("matmul", a.dtype, vec, avec) + (epi.key if epi is not None else ())
         pipe = rt._pipelines.get(key)
         if pipe is None:
+            parts = {"ENABLE": _f16(w.store), "TO": w.store,
+                     "STORE_STMT": f"out[base + col + c] = {w.wrap('x')};", "EXTRA_BINDINGS": ""}
+            if epi is not None:
+                parts.update(epi.parts(w))
             pipe = rt.pipeline(key, lambda: rt.render(
-                "matmul", ENABLE=_f16(w.store), TO=w.store, TI=w.store, ACC=w.comp, TM=_TM,
-                NV=_NV, TN=4 * _NV, STORE=w.wrap("x"), TB=f"vec4<{w.store}>" if vec else w.store,
+                "matmul", TI=w.store, ACC=w.comp, TM=_TM, NV=_NV, TN=4 * _NV,
+                TB=f"vec4<{w.store}>" if vec else w.store,
                 TA=f"vec4<{w.store}>" if avec else w.store,
-                **_matmul_unrolled(w.comp, vec, avec)), "rwrr")
+                **parts, **_matmul_unrolled(w.comp, vec, avec)),
+                "rwrr" + (epi.kinds if epi is not None else ""))
         rows, cols = 8 * _TM, 8 * 4 * _NV
         lim = rt.max_groups
         for b0 in range(0, nb, lim):
@@ -111,10 +122,14 @@ class NNOps:
                                    bl.strides[-1], c0, 0, 0, 0)
                     for arr in (bshp, ast, bst):
                         words += _words(*arr) + [1] * (_MAXD - len(arr))
+                    bufs, keep = [out.st.buf, a.st.buf, b.st.buf], [out.st, a.st, b.st]
+                    if epi is not None:
+                        words += epi.words
+                        bufs += epi.bufs
+                        keep += epi.keep
                     grid = (min(-(-(m - c0) // cols), lim), min(-(-(n - r0) // rows), lim),
                             min(nb - b0, lim))
-                    rt.dispatch(pipe, _pack(words), [out.st.buf, a.st.buf, b.st.buf], grid,
-                                keep=[out.st, a.st, b.st])
+                    rt.dispatch(pipe, _pack(words), bufs, grid, keep=keep)
         return out
 
     # ---------------------------------------------------------------- convolution

@@ -17,7 +17,7 @@ from ...core.backend import Backend
 from ...core.shape import broadcast_shapes
 from . import stats
 from .ir import result_dtype
-from .lazy import MAX_PENDING, Lazy, pending, realize, realize_reduce
+from .lazy import MAX_PENDING, Lazy, pending, pending_matmul, realize, realize_reduce
 
 _state = grad_mode._state
 
@@ -48,6 +48,9 @@ class Fusion(Backend):
         # composed here instead, their elementwise pieces join the pending chains (linear's
         # bias add fuses with the activation after it, nll_loss's masking with its scaling)
         self._compose = frozenset(n for n in _COMPOSABLE if _uses_default(inner, n))
+        # matmuls stay pending so that the elementwise chain reading them becomes their
+        # epilogue, when every layer down to the base runs fused_matmul as one kernel
+        self._epilogue = _fuses_matmul(inner)
 
     def __repr__(self) -> str:
         return f"Fusion({self.inner!r})"
@@ -146,6 +149,35 @@ class Fusion(Backend):
         if type(x) is Lazy and tuple(shape) == x.shape:
             return x
         return self._wrap(self.inner.reshape(self._val(x), shape))
+
+    # ------------------------------------------------------------------ matmul (epilogue)
+    def matmul(self, a, b):
+        if not self._epilogue:
+            stats.record_unfused("matmul")
+            return self._wrap(self.inner.matmul(self._val(a), self._val(b)))
+        sa, sb = a.shape, b.shape
+        if len(sa) < 2 or len(sb) < 2 or sa[-1] != sb[-2] or a.dtype is not b.dtype:
+            # the inner backend raises its own error for these, at this line
+            return self._wrap(self.inner.matmul(self._val(a), self._val(b)))
+        shape = broadcast_shapes(sa[:-2], sb[:-2], "matmul") + (sa[-2], sb[-1])
+        av, bv = self._val(a), self._val(b)
+        i = self.inner
+        rg = self._ad and _state.enabled and (i.requires_grad(av) or i.requires_grad(bv))
+        n = pending_matmul(av, bv, shape, a.dtype, rg)
+        self._pending.add(n)
+        return n
+
+    def linear(self, x, w, b):
+        # composed here (matmul + bias, pending) when the base has no linear of its own, so
+        # the bias and the activation after it become the matmul's epilogue; under a tracking
+        # Autodiff layer the inner linear keeps its rule (see LOOK_THROUGH_AUTODIFF)
+        if "linear" in self._compose or (
+                self._epilogue and _uses_default(self.base(), "linear") and not (
+                    self._ad and _state.enabled and any(
+                        v is not None and self.requires_grad(v) for v in (x, w, b)))):
+            return Backend.linear(self, x, w, b)
+        stats.record_unfused("linear")
+        return self._out(self.inner.linear(*self._val((x, w, b))))
 
     # ------------------------------------------------------------------ elementwise (lazy)
     def cast(self, x, dtype):
@@ -283,6 +315,17 @@ def _uses_default(inner: Backend, name: str) -> bool:
         inner = inner.inner
 
 
+def _fuses_matmul(inner: Backend) -> bool:
+    """Whether every layer from inner down to the base has its own fused_matmul (Autodiff
+    and PoolAllocator forward it; a base with the protocol's default has no epilogue)."""
+    b = inner
+    while b is not None:
+        if getattr(getattr(b, "fused_matmul"), "__func__", None) is Backend.fused_matmul:
+            return False
+        b = b.inner
+    return True
+
+
 def _forward(name):
     """A non-fusable op: realise inputs, run it on the inner backend, wrap the result.
     Views (permute, expand, slice, flip) launch nothing, so they are not counted.
@@ -309,8 +352,8 @@ for _n in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
            "logical_and", "logical_or", "logical_xor"):
     setattr(Fusion, _n, _lazy_binary(_n))
 for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin",
-           "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add", "matmul",
+           "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add",
            "prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
-           "nll_loss", "nll_loss_backward", "linear", "conv2d", "conv2d_weight_backward",
+           "nll_loss", "nll_loss_backward", "conv2d", "conv2d_weight_backward",
            "conv_transpose2d", "max_pool2d", "avg_pool2d"):
     setattr(Fusion, _n, _forward(_n))

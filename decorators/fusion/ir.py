@@ -146,16 +146,23 @@ class ProgramBuilder:
             self._memo[key] = ref
         return ref
 
-    def finish(self, outputs) -> Program:
+    def finish(self, outputs, first_input: int = 0) -> Program:
+        """The program; `first_input` names the input that becomes input 0 (a matmul epilogue
+        reads the matmul's result there), the others keep their order after it."""
         n, c = len(self.input_dtypes), len(self.consts)
+        f = first_input
 
         def slot(ref):
             kind, k = ref
-            return k if kind == "i" else (n + k if kind == "c" else n + c + k)
+            if kind == "i":
+                return 0 if k == f else (k + 1 if k < f else k)
+            return n + k if kind == "c" else n + c + k
 
+        ins = self.input_dtypes
+        if f:
+            ins = [ins[f]] + ins[:f] + ins[f + 1:]
         instrs = [(op, tuple(slot(a) for a in args), d) for op, args, d in self.instrs]
-        return Program(self.input_dtypes, self.const_dtypes, self.consts, instrs,
-                       [slot(o) for o in outputs])
+        return Program(ins, self.const_dtypes, self.consts, instrs, [slot(o) for o in outputs])
 
 
 def replay(program: Program, b: ProgramBuilder, input_refs) -> list:

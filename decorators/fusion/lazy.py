@@ -1,6 +1,8 @@
 """Lazy primitives of the Fusion decorator and the realisation of elementwise subgraphs."""
 from __future__ import annotations
 
+import sys
+
 from ...core import dtype as dt
 from ...core import grad_mode
 from .ir import ProgramBuilder
@@ -47,18 +49,58 @@ def pending(op, args, shape, dtype, cast_to, rg) -> Lazy:
     return n
 
 
-def build_program(node: Lazy):
-    """(program, inner input primitives, op names) of node's pending subgraph."""
+def pending_matmul(a, b, shape, dtype, rg) -> Lazy:
+    """A matmul whose result is not computed yet: the elementwise chain that reads it may
+    become its epilogue (one kernel, the product never written to memory). a and b are
+    realised inner primitives."""
+    n = Lazy(None, shape, dtype)
+    n.op = "matmul"
+    n.args = (a, b)
+    n.grad_on = _state.enabled
+    n.rg = rg
+    n.size = 1
+    return n
+
+
+def _run_matmul(backend, n: Lazy):
+    prev = _state.enabled
+    _state.enabled = n.grad_on
+    try:
+        n.value = backend.inner.matmul(*n.args)
+    finally:
+        _state.enabled = prev
+    n.args = None
+    stats.record_unfused("matmul")
+    return n.value
+
+
+def build_program(backend, node: Lazy, epilogue: bool = False):
+    """(program, inner input primitives, op names, epilogue matmul, nodes to write too) of
+    node's pending subgraph. With `epilogue`, one pending matmul of node's shape becomes the
+    program's input 0 (its a, b stay on the node); other pending matmuls run first."""
     b = ProgramBuilder()
     inputs: list = []
     memo: dict = {}
     ops: list = []
+    nodes: list = []     # pending nodes of the subgraph, args before users
+    dep: set = set()     # ids of nodes that read the epilogue matmul
+    epi = None
+    first = 0
     # iterative post-order walk (deep chains must not hit the recursion limit)
     stack = [(node, False)]
     while stack:
         n, done = stack.pop()
         if id(n) in memo:
             continue
+        if n.value is None and n.op == "matmul":
+            if epilogue and epi is None and n is not node and n.shape == node.shape:
+                epi, first = n, len(inputs)
+                inputs.append(None)
+                memo[id(n)] = b.input(n.dtype)
+                nodes.append(n)
+                dep.add(id(n))
+                continue
+            _run_matmul(backend, n)
         if n.value is not None:
             inputs.append(n.value)
             memo[id(n)] = b.input(n.dtype)
@@ -73,33 +115,74 @@ def build_program(node: Lazy):
         for k, a in enumerate(n.args):
             if type(a) is Lazy:
                 refs.append(memo[id(a)])
+                if id(a) in dep:
+                    dep.add(id(n))
             else:
                 refs.append(b.const(a, _scalar_dtype(n, k, a)))
         memo[id(n)] = b.op(n.op, *refs, dtype=n.cast_to)
         ops.append(n.op)
-    return b.finish([memo[id(node)]]), inputs, ops
+        nodes.append(n)
+    n = stack = None
+    extra: list = []
+    if epi is not None:
+        del inputs[first]
+        extra = _read_elsewhere(nodes, node, dep, id(epi))
+    outs = [memo[id(node)]] + [memo[id(x)] for x in extra]
+    return b.finish(outs, first), inputs, ops, epi, extra
+
+
+def _read_elsewhere(nodes: list, root: Lazy, dep: set, epi: int) -> list:
+    """The nodes between an epilogue matmul and root (the matmul included) that something
+    outside the subgraph still references — a saved activation, a user's tensor, another
+    pending chain. The fused kernel writes them as extra outputs: otherwise reading one later
+    would run the matmul again. CPython reference counts are exact; a count too high only
+    costs a write."""
+    inside: dict = {}
+    for n in nodes:
+        for a in n.args:
+            if type(a) is Lazy:
+                inside[id(a)] = inside.get(id(a), 0) + 1
+    out = []
+    for n in nodes:
+        # references here: the list `nodes`, the loop variable, getrefcount's argument, and
+        # for the matmul build_program's local `epi`
+        held = 4 if id(n) == epi else 3
+        if n is not root and id(n) in dep and sys.getrefcount(n) - held > inside.get(id(n), 0):
+            out.append(n)
+    return out
 
 
 def realize(backend, node: Lazy):
-    """The inner primitive of node, running its pending subgraph as one fused program."""
+    """The inner primitive of node, running its pending subgraph as one fused program (with
+    a pending matmul under it as the program's prologue when the inner backend fuses that)."""
     if node.value is not None:
         return node.value
-    program, inputs, ops = build_program(node)
+    if node.op == "matmul":
+        return _run_matmul(backend, node)
+    program, inputs, ops, epi, extra = build_program(backend, node, backend._epilogue)
     prev = _state.enabled
     _state.enabled = node.grad_on
     try:
-        (out,) = backend.inner.fused_elementwise(program, inputs, node.shape)
+        if epi is None:
+            outs = backend.inner.fused_elementwise(program, inputs, node.shape)
+        else:
+            outs = backend.inner.fused_matmul(program, epi.args[0], epi.args[1], inputs,
+                                              node.shape)
+            ops = ["matmul"] + ops
     finally:
         _state.enabled = prev
     stats.record_fused(ops, program)
-    node.value = out
+    node.value = outs[0]
     node.args = None
-    return out
+    for x, v in zip(extra, outs[1:]):
+        x.value = v
+        x.args = None
+    return node.value
 
 
 def realize_reduce(backend, node: Lazy, op: str, axes: tuple, keepdims: bool):
     """Reduce node's pending subgraph in one inner.fused_reduce call (node stays pending)."""
-    program, inputs, ops = build_program(node)
+    program, inputs, ops, _, _ = build_program(backend, node)
     prev = _state.enabled
     _state.enabled = node.grad_on
     try:
