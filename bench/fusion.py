@@ -1,4 +1,4 @@
-"""Fusion (issue 7): elementwise chains, layer norm, a GELU linear layer and the MLP training
+"""Fusion (issue 7): elementwise chains, layer norm, GELU and ReLU linear layers and the MLP training
 step on X, Fusion(X), Fusion(Autodiff(X)) and Autodiff(Fusion(X)) beside PyTorch eager and raw
 NumPy (`python -m bench --only fusion`). The chain also has a row for one hand-written
 OpenCL kernel (the floor a generated kernel can reach), on the OpenCL() target.
@@ -163,6 +163,31 @@ def fusion_gelu_linear(t: Target) -> Work:
     F = t.st.functional
     return Work(lambda: _force(t, F.gelu(x @ w + b)), flops=flops, note=note, expected=ref,
                 rtol=1e-3)
+
+
+# ---------------------------------------------------------------------------- linear + ReLU
+@benchmark("fusion_linear_relu", group="fusion")
+def fusion_linear_relu(t: Target) -> Work:
+    """relu(x @ w.T + b) (inference), x 256x512, w 512x512: on OpenCL and WGPU the bias add and
+    ReLU become the matmul's epilogue (one kernel, the product never written)."""
+    x64, w64, b64 = _data(10, 256, 512), _data(11, 512, 512) / 16, _data(12, 512)
+    ref = np.maximum(x64.astype(np.float64) @ w64.T + b64, 0)
+    x, w, b = t.array(x64), t.array(w64), t.array(b64)
+    flops = 2.0 * 256 * 512 * 512
+    note = "256x512 @ 512x512.T f32"
+    if t.kind == "numpy":
+        return Work(lambda: np.maximum(x @ w.T + b, 0), flops=flops, note=note, expected=ref,
+                    rtol=1e-4)
+    if t.kind == "torch":
+        F = t.torch.nn.functional
+        return Work(lambda: F.relu(F.linear(x, w, b)), flops=flops, note=note, expected=ref,
+                    rtol=1e-4)
+    F = t.st.functional
+
+    def run():
+        with t.st.no_grad():
+            return _force(t, F.relu(F.linear(x, w, b)))
+    return Work(run, flops=flops, note=note, expected=ref, rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------- MLP step
