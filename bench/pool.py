@@ -3,7 +3,9 @@ with and without a PoolAllocator under it, in one run (`python -m bench --only p
 
 Each variant builds its own stack from the target's string (installing a pool changes the base
 backend object, so pooled and unpooled stacks never share one). The pooled row's note gives the
-blocks the pool created during three warm-up steps and after them."""
+blocks the pool created during three warm-up steps and after them, and on WGPU how many of the
+pooled steps' dispatches reused a cached bind group (the pool's stable buffers make that
+possible: see backends/wgpu/bind_groups.py)."""
 from __future__ import annotations
 
 import time
@@ -77,13 +79,27 @@ def _work(t, pooled: bool) -> Work:
         plain = _step(t, Bp)
         for _ in range(3):
             plain()
+        bg0 = _bind_group_counts(B)
         ta, tb, n = _ab(plain, run, Bp, B)
         s1 = B.memory_stats()
         note += (f"; pool blocks: {s0['misses']} in 3 warm-up steps, "
                  f"{s1['misses'] - s0['misses']} in the next {n}; "
-                 f"{s0['peak_bytes_in_use'] / 2**20:.1f} MiB peak; A/B in alternating 8-step "
-                 f"blocks over {n} steps: plain {ta * 1e3:.2f} ms, pooled {tb * 1e3:.2f} ms ({tb / ta:.2f}x)")
+                 f"{s0['peak_bytes_in_use'] / 2**20:.1f} MiB peak")
+        if bg0 is not None:
+            hits, misses = (b - a for a, b in zip(bg0, _bind_group_counts(B)))
+            note += (f"; bind groups per pooled step: {hits / n:.1f} reused, "
+                     f"{misses / n:.1f} created")
+        note += (f"; A/B in alternating 8-step blocks over {n} steps: plain {ta * 1e3:.2f} ms, "
+                 f"pooled {tb * 1e3:.2f} ms ({tb / ta:.2f}x)")
     return Work(run, flops=MLP_FLOPS, note=note)
+
+
+def _bind_group_counts(B):
+    """(hits, misses) of the WGPU runtime's bind-group cache, None on other backends."""
+    stats = getattr(getattr(B.base(), "rt", None), "stats", None)
+    if not isinstance(stats, dict) or "bind_group_hits" not in stats:
+        return None
+    return stats["bind_group_hits"], stats["bind_group_misses"]
 
 
 @benchmark("pool_mlp_step_plain", group="pool")

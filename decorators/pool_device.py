@@ -5,6 +5,17 @@ through `allocator.free(buffer)` when the last tensor viewing them is collected.
 freed buffers in per-size-class free lists and serves later requests of the same class from
 them, so a training loop stops creating device buffers after its first step.
 
+Which cached buffer a request gets: the one created first (lowest serial number) among the
+free buffers of its class, as address-ordered first-fit allocators do. Reuse is then a
+function of which buffers are free, not of the order they were freed in, so a repeating
+training step settles within a few steps into handing every op the same buffers as the step
+before. That stability is what the WGPU runtime's bind-group cache feeds on (a bind group
+is reusable only for the same buffers): on the MLP step (784-128-10, Adam) every dispatch
+reuses one from the 5th step on. Newest-first (LIFO) reuse, which this replaced, kept
+reshuffling buffers among ops, because the Adam updates and the frees at the end of each
+batch permute the free lists: 12-23 of the 49 dispatches reused a bind group over the first
+~35 steps.
+
 Why reuse is safe on both backends: OpenCL runs every kernel on one in-order queue, so work
 enqueued on a reused buffer runs after the work that used it before; WGPU keeps the storages of
 the open command batch alive until the batch is submitted (runtime.py `_keep`), so a buffer is
@@ -17,6 +28,8 @@ locked call drains.
 from __future__ import annotations
 
 import collections
+import heapq
+import itertools
 import threading
 
 from .pool_config import PoolConfig
@@ -53,9 +66,12 @@ class DevicePool:
         self.raw = raw
         self.config = config
         self.stats = PoolStats()
+        # size class -> heap of (serial, buffer): the lowest serial is reused first
         self._free: dict[int, list] = {}
-        # id(buffer) -> (buffer, size class) while handed out; holding the buffer keeps ids unique
+        # id(buffer) -> (buffer, size class, serial) while handed out; holding the buffer keeps
+        # ids unique
         self._out: dict[int, tuple] = {}
+        self._serials = itertools.count()
         self._classes: dict[int, int] = {}    # request size -> size class (memo)
         self._pending: collections.deque = collections.deque()
         self._lock = threading.Lock()
@@ -72,14 +88,15 @@ class DevicePool:
             st.requests += 1
             lst = self._free.get(cls)
             if lst:
-                buf = lst.pop()
+                serial, buf = heapq.heappop(lst)
                 st.hits += 1
                 st.cached -= cls
             else:
                 self._make_room(cls)
                 buf = self.raw.alloc(cls)
+                serial = next(self._serials)
                 st.misses += 1
-            self._out[id(buf)] = (buf, cls)
+            self._out[id(buf)] = (buf, cls, serial)
             st.in_use += cls
             if st.in_use > st.peak:
                 st.peak = st.in_use
@@ -123,7 +140,7 @@ class DevicePool:
             cls = rec[1]
             st.in_use -= cls
             st.cached += cls
-            self._free.setdefault(cls, []).append(buf)
+            heapq.heappush(self._free.setdefault(cls, []), (rec[2], buf))
 
     def _make_room(self, cls: int) -> None:
         cap = self.config.max_bytes
@@ -144,7 +161,7 @@ class DevicePool:
         for cls in sorted(self._free, reverse=True):
             lst = self._free[cls]
             while lst and (target is None or st.in_use + st.cached > target):
-                buf = lst.pop()
+                buf = lst.pop()[1]  # the heap's last item: popping it keeps the heap order
                 st.cached -= cls
                 st.releases += 1
                 released += cls

@@ -7,7 +7,8 @@ must be written after queued work, or the batch reaches `batch_limit` ops.
 
 Per-op metadata (shapes, strides, scalars) is packed into one host bytearray per batch and
 uploaded with a single `queue.write_buffer` right before the batch is submitted; each dispatch
-binds its own aligned slice of that buffer.
+reads its own aligned slice of that buffer through a dynamic offset, so that its bind group
+depends only on the storage buffers it binds and can be reused (bind_groups.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import weakref
 from typing import Sequence
 
 from ...core.errors import BackendError, UnsupportedError
+from .bind_groups import BindGroupCache
 
 # size of the uniform metadata block of every kernel (array<vec4<u32>, 16>)
 META_BYTES = 256
@@ -42,16 +44,24 @@ def import_wgpu():
 
 
 class DefaultAllocator:
-    """Creates one GPUBuffer per allocation; PoolAllocator replaces it with a caching pool."""
+    """Creates one GPUBuffer per allocation; PoolAllocator replaces it with a caching pool
+    (which keeps this one as its raw allocator and frees through it only what it releases).
 
-    def __init__(self, device, usage: int):
+    on_destroy(buf) is told of every buffer destroyed here: the runtime's bind-group cache
+    drops the bind groups that bind it. An allocator built without it (or one that destroys
+    buffers itself) leaves such entries to the cache's LRU bound; they are never reused."""
+
+    def __init__(self, device, usage: int, on_destroy=None):
         self.device = device
         self.usage = usage
+        self.on_destroy = on_destroy
 
     def alloc(self, nbytes: int):
         return self.device.create_buffer(size=nbytes, usage=self.usage)
 
     def free(self, buf) -> None:
+        if self.on_destroy is not None:
+            self.on_destroy(buf)
         buf.destroy()
 
 
@@ -111,7 +121,6 @@ class Runtime:
         self.align = max(lim["min-uniform-buffer-offset-alignment"], META_BYTES)
         self.queue = self.device.queue
         BU = wgpu.BufferUsage
-        self.allocator = DefaultAllocator(self.device, BU.STORAGE | BU.COPY_SRC | BU.COPY_DST)
         self.batch_limit = batch_limit
         self._pipelines: dict = {}
         self._layouts: dict = {}
@@ -125,6 +134,9 @@ class Runtime:
         self._staging = None
         self._reset_batch()
         self.stats = {"dispatches": 0, "submits": 0}
+        self.bind_groups = BindGroupCache(self.device, self._meta_buf, META_BYTES, self.stats)
+        self.allocator = DefaultAllocator(self.device, BU.STORAGE | BU.COPY_SRC | BU.COPY_DST,
+                                          on_destroy=self.bind_groups.forget)
 
     # ------------------------------------------------------------------ allocation
     def storage(self, nbytes: int) -> Storage:
@@ -150,14 +162,16 @@ class Runtime:
     def layout(self, kinds: str):
         """Bind group layout for a signature: one char per binding, 'r' read-only, 'w' read-write;
         binding 0 is always the uniform metadata block (uniform loads are scalar on CPU drivers,
-        where per-invocation storage loads of the same words doubled an add's cost)."""
+        where per-invocation storage loads of the same words doubled an add's cost), bound with
+        a dynamic offset so that one bind group serves every position in a batch."""
         lay = self._layouts.get(kinds)
         if lay is None:
             wgpu = self.wgpu
             entries = [{"binding": i, "visibility": wgpu.ShaderStage.COMPUTE,
                         "buffer": {"type": wgpu.BufferBindingType.uniform if i == 0 else
                                    wgpu.BufferBindingType.read_only_storage if k == "r"
-                                   else wgpu.BufferBindingType.storage}}
+                                   else wgpu.BufferBindingType.storage,
+                                   "has_dynamic_offset": i == 0}}
                        for i, k in enumerate(kinds)]
             bgl = self.device.create_bind_group_layout(entries=entries)
             pl = self.device.create_pipeline_layout(bind_group_layouts=[bgl])
@@ -209,16 +223,13 @@ class Runtime:
         off = len(self._meta)
         self._meta += meta
         self._meta += bytes(self.align - len(meta))
-        entries = [{"binding": 0, "resource": {"buffer": self._meta_buf, "offset": off,
-                                               "size": META_BYTES}}]
-        for i, b in enumerate(buffers):
-            if b is None:
-                b = self._dummy if kinds[i + 1] == "r" else self._dummy_w
-            entries.append({"binding": i + 1, "resource": b})
-        bg = self.device.create_bind_group(layout=bgl, entries=entries)
+        if None in buffers:
+            buffers = [b if b is not None else self._dummy if kinds[i] == "r" else self._dummy_w
+                       for i, b in enumerate(buffers, 1)]
+        bg = self.bind_groups.get(bgl, buffers)
         cp = self._ensure_pass()
         cp.set_pipeline(pipeline)
-        cp.set_bind_group(0, bg)
+        cp.set_bind_group(0, bg, (off,))
         cp.dispatch_workgroups(*groups)
         # the storages of this batch must outlive it: a pooled buffer freed and rewritten by
         # write_buffer before the submit would otherwise be read with the wrong contents
