@@ -2,8 +2,9 @@
 
 All array logic is shared with NumPy in xp.py; this file holds only what is CUDA-specific:
 import and device checks, the TF32 switch, stream sync, host transfer, erf and scatter-add
-through cupyx. Random numbers run the Philox reference (core/philox.py) on the host and upload
-the result, so CuPy draws bit-identical numbers to every other backend.
+through cupyx, and the Fusion decorator's fused kernels (generated CUDA C, backends/cuda/).
+Random numbers run the Philox reference (core/philox.py) on the host and upload the result,
+so CuPy draws bit-identical numbers to every other backend.
 Importing this module never imports cupy; constructing CuPy() does.
 """
 from __future__ import annotations
@@ -140,6 +141,21 @@ class CuPy(ArrayBackend):
         host = self._cp.asnumpy(out_flat)
         np.add.at(host, self._cp.asnumpy(flat), self._cp.asnumpy(vals))
         out_flat[...] = self._cp.asarray(host)
+
+    # ---------------------------------------------------------------- fused kernels (Fusion)
+    # One generated CUDA kernel per program structure (backends/cuda/); imported on first use,
+    # so constructing CuPy() costs nothing for code that never fuses.
+    def fused_elementwise(self, program, inputs, shape):
+        from .cuda import fused
+        return fused.fused_elementwise(self, program, inputs, shape)
+
+    def fused_update(self, program, inputs, shape, donate):
+        from .cuda import fused
+        return fused.fused_elementwise(self, program, inputs, shape, donate)
+
+    def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
+        from .cuda import fused
+        return fused.fused_reduce(self, program, inputs, shape, op, axes, keepdims)
 
     def _make_matmul(self):
         base = super()._make_matmul()
