@@ -25,6 +25,7 @@ import numpy as np
 from ...core import dtype as dt
 from ...core.dtype import DType
 from ...core.errors import DTypeError
+from ...decorators.fusion.ir import live_slots
 
 #: the C type a value of each dtype is computed in (float16 in float, rounded per instruction)
 CTYPE = {dt.bool_: "bool", dt.uint8: "unsigned char", dt.int8: "signed char", dt.int16: "short",
@@ -112,17 +113,6 @@ def helpers() -> str:
 
 
 _HELPER_TEXT: str | None = None
-
-
-def live_slots(program, outputs) -> set:
-    """Slots the given output slots depend on; dead instructions (backward programs replay
-    forward work they may not need) and unread inputs stay out of the kernel."""
-    first = program.first_instr_slot
-    live = set(outputs)
-    for k in range(len(program.instrs) - 1, -1, -1):
-        if first + k in live:
-            live.update(program.instrs[k][1])
-    return live
 
 
 def literal(v: float, d: DType) -> str:

@@ -22,6 +22,7 @@ from ...core.backend import Backend
 from ...core.errors import DTypeError, ShapeError
 from ...core.shape import numel, reduced_shape
 from ...decorators.fusion import stats
+from ...decorators.fusion.ir import check_reduce
 from . import kernels
 
 _KERNELS: dict = {}   # ("map", program.key) or ("reduce", program.key, op) -> (kernel, spec)
@@ -137,11 +138,7 @@ def fused_elementwise(B, program, inputs, shape: tuple, donate: dict | None = No
 
 def fused_reduce(B, program, inputs, shape: tuple, op: str, axes: tuple, keepdims: bool):
     """Backend.fused_reduce of the CuPy backend B: sum/max/min of the program's one output."""
-    if op not in ("sum", "max", "min"):
-        raise ValueError(f"{B}.fused_reduce: op must be sum, max or min, got {op!r}")
-    if len(program.outputs) != 1:
-        raise ShapeError(f"{B}.fused_reduce: the program must have one output, it has "
-                         f"{len(program.outputs)}")
+    check_reduce(str(B), program, op)
     shape = tuple(shape)
     inputs = list(inputs)
     axes = tuple(axes)

@@ -28,7 +28,8 @@ from ...decorators.fusion import stats
 from ..strided import Layout
 from . import runtime as rt
 from .array import CLArray, broadcast_layout, collapse
-from .fused_codegen import LANES, Codegen, live_slots, mask_type, vector_dtype
+from ...decorators.fusion.ir import check_reduce, live_slots
+from .fused_codegen import LANES, Codegen, mask_type, vector_dtype
 from .reduce_index import CHUNK_MIN, ROW_LIMIT, WG
 
 # dense programs shorter than this run the one-element kernel (no 8-wide build for them)
@@ -337,11 +338,7 @@ class FusedOps:
     # ---------------------------------------------------------------- reduction
     def fused_reduce(self, program, inputs, shape: tuple, op: str, axes: tuple,
                      keepdims: bool) -> CLArray:
-        if op not in ("sum", "max", "min"):
-            raise ValueError(f"{self}.fused_reduce: op must be sum, max or min, got {op!r}")
-        if len(program.outputs) != 1:
-            raise ShapeError(f"{self}.fused_reduce: the program must have one output, it has "
-                             f"{len(program.outputs)}")
+        check_reduce(str(self), program, op)
         shape = tuple(shape)
         inputs = list(inputs)
         axes = tuple(axes)

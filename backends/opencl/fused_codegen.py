@@ -92,17 +92,6 @@ _GELU = 1.0 / math.sqrt(2.0)
 _GELU_T = math.sqrt(2.0 / math.pi)
 
 
-def live_slots(program, outputs) -> set:
-    """Slots the given output slots depend on; dead instructions (backward programs replay
-    forward work they may not need) and unread inputs stay out of the kernel."""
-    first = program.first_instr_slot
-    live = set(outputs)
-    for k in range(len(program.instrs) - 1, -1, -1):
-        if first + k in live:
-            live.update(program.instrs[k][1])
-    return live
-
-
 def suffix(d: DType) -> str:
     return d.name
 

@@ -17,14 +17,14 @@ from ...core.shape import numel
 from ..strided import Layout
 from . import runtime as rt
 from .array import CLArray, broadcast_layout
-from .fused_codegen import Codegen, live_slots
+from ...decorators.fusion.ir import live_slots, plan_outputs
+from .fused_codegen import Codegen
 
 
 class _Epilogue:
     """What `NNOps._matmul` needs to run one matmul with this epilogue."""
 
     def __init__(self, owner, program, inputs, shape, write, outs):
-        self.owner = owner
         self.program = program
         self.write = write                      # program slots written, in output order
         self.outputs = outs                     # their arrays
@@ -87,6 +87,10 @@ _CPU_EPILOGUE_OPS = frozenset(("add", "sub", "mul", "div", "neg", "abs", "sign",
                                "where", "cast", "isnan", "isinf"))
 
 
+# arguments of matmul.cl's kernels before an epilogue's own
+_MATMUL_ARGS = 19
+
+
 class FusedMatmulOps:
     """Mixin of OpenCL: fused_matmul."""
 
@@ -106,24 +110,15 @@ class FusedMatmulOps:
         # input 0 is the product: checked as a stand-in of its shape
         product = CLArray(a.storage, broadcast_layout(Layout.contiguous((1, 1)), shape), a.dtype)
         self._fused_check(program, [product] + inputs, shape, "fused_matmul")
-        n_in = program.n_inputs
-        res: list = []
-        made: dict = {}
-        write: list = []
-        for s in program.outputs:
-            if 0 < s < n_in:
-                x = inputs[s - 1]
-                res.append(CLArray(x.storage, broadcast_layout(x.layout, shape), x.dtype))
-            elif s in made:
-                res.append(made[s])
-            else:
-                made[s] = self._new(shape, program.slot_dtype(s))
-                write.append(s)
-                res.append(made[s])
+        res, made, write = plan_outputs(
+            program, lambda k: CLArray(inputs[k - 1].storage,
+                                       broadcast_layout(inputs[k - 1].layout, shape),
+                                       inputs[k - 1].dtype),
+            lambda s: self._new(shape, program.slot_dtype(s)), computed_inputs=1)
         if not write or numel(shape) == 0:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         epi = _Epilogue(self, program, inputs, shape, write, [made[s] for s in write])
-        if not self._fits(19 + 4 + len(epi.args)):
+        if not self._fits(_MATMUL_ARGS + len(epi.args)):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         self._matmul(a, b, epi)
         return res

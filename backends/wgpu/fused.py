@@ -23,7 +23,8 @@ from ...core.errors import DTypeError, ShapeError
 from ...core.shape import contiguous_strides, numel, reduced_shape
 from ...decorators.fusion import stats
 from .dtypes import WTYPES
-from .fused_codegen import const_values, live_slots, program_body, settle, uses_f16
+from ...decorators.fusion.ir import check_reduce, live_slots, plan_outputs
+from .fused_codegen import const_values, program_body, settle, uses_f16
 from .ops_reduce import _INIT, _MIN_CHUNK, _PARALLEL, _combine
 from .runtime import META_BYTES, Runtime, kernel_source
 from .tensor import WTensor, coalesce, new_tensor
@@ -111,18 +112,9 @@ class FusedOps:
         inputs = list(inputs)
         self._fused_check(program, inputs)
         n_in = program.n_inputs
-        res: list = []
-        made: dict = {}
-        write: list = []
-        for s in program.outputs:
-            if s < n_in:
-                res.append(self._expand_to(inputs[s], shape))
-            elif s in made:
-                res.append(made[s])
-            else:
-                t = made[s] = new_tensor(self.rt, shape, program.slot_dtype(s))
-                write.append(s)
-                res.append(t)
+        res, made, write = plan_outputs(
+            program, lambda k: self._expand_to(inputs[k], shape),
+            lambda s: new_tensor(self.rt, shape, program.slot_dtype(s)))
         if not write or numel(shape) == 0:
             return res
         live = live_slots(program, write)
@@ -237,11 +229,7 @@ class FusedOps:
     # ------------------------------------------------------------------ reduction
     def fused_reduce(self, program, inputs, shape: tuple, op: str, axes: tuple,
                      keepdims: bool) -> WTensor:
-        if op not in ("sum", "max", "min"):
-            raise ValueError(f"WGPU().fused_reduce: op must be sum, max or min, got {op!r}")
-        if len(program.outputs) != 1:
-            raise ShapeError(f"WGPU().fused_reduce: the program must have one output, it has "
-                             f"{len(program.outputs)}")
+        check_reduce("WGPU()", program, op)
         shape = tuple(shape)
         inputs = list(inputs)
         axes = tuple(axes) if shape else ()

@@ -34,17 +34,6 @@ def settle(w: WType, expr: str) -> str:
     return w.load(w.wrap(expr))
 
 
-def live_slots(program, outputs) -> set:
-    """Slots that the given output slots depend on (backward programs replay forward work
-    they may not need; dead instructions and unread inputs are left out of the kernel)."""
-    first = program.first_instr_slot
-    live = set(outputs)
-    for k in range(len(program.instrs) - 1, -1, -1):
-        if first + k in live:
-            live.update(program.instrs[k][1])
-    return live
-
-
 def const_values(program) -> list:
     """Each program constant as the 32-bit pattern of its compute type (the unfused ops' rule
     for scalar operands)."""

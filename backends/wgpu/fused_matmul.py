@@ -14,7 +14,8 @@ from __future__ import annotations
 from ...core.backend import Backend
 from ...core.shape import numel
 from .dtypes import WTYPES
-from .fused_codegen import const_values, live_slots, program_body, settle
+from ...decorators.fusion.ir import live_slots, plan_outputs
+from .fused_codegen import const_values, program_body, settle
 from .runtime import kernel_source
 from .tensor import WTensor, new_tensor
 
@@ -91,19 +92,9 @@ class FusedMatmulOps:
                 or program.input_dtypes[0] is not a.dtype):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         self._fused_check(program, [a] + inputs)   # a stands in for the product (same dtype)
-        n_in = program.n_inputs
-        res: list = []
-        made: dict = {}
-        write: list = []
-        for s in program.outputs:
-            if 0 < s < n_in:
-                res.append(self._expand_to(inputs[s - 1], shape))
-            elif s in made:
-                res.append(made[s])
-            else:
-                made[s] = new_tensor(self.rt, shape, program.slot_dtype(s))
-                write.append(s)
-                res.append(made[s])
+        res, made, write = plan_outputs(
+            program, lambda k: self._expand_to(inputs[k - 1], shape),
+            lambda s: new_tensor(self.rt, shape, program.slot_dtype(s)), computed_inputs=1)
         if not write or numel(shape) == 0:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         epi = _Epilogue(self, program, inputs, shape, write, [made[s] for s in write])

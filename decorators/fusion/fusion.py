@@ -51,6 +51,9 @@ class Fusion(Backend):
         # matmuls stay pending so that the elementwise chain reading them becomes their
         # epilogue, when every layer down to the base runs fused_matmul as one kernel
         self._epilogue = _fuses_matmul(inner)
+        # with epilogues, an untracked linear is composed here even where Autodiff sits
+        # between (matmul + bias pending, so the activation after it joins the epilogue)
+        self._compose_linear = self._epilogue and _uses_default(self.base(), "linear")
 
     def __repr__(self) -> str:
         return f"Fusion({self.inner!r})"
@@ -171,10 +174,9 @@ class Fusion(Backend):
         # composed here (matmul + bias, pending) when the base has no linear of its own, so
         # the bias and the activation after it become the matmul's epilogue; under a tracking
         # Autodiff layer the inner linear keeps its rule (see LOOK_THROUGH_AUTODIFF)
-        if "linear" in self._compose or (
-                self._epilogue and _uses_default(self.base(), "linear") and not (
-                    self._ad and _state.enabled and any(
-                        v is not None and self.requires_grad(v) for v in (x, w, b)))):
+        if "linear" in self._compose or (self._compose_linear and not (
+                self._ad and _state.enabled and any(
+                    v is not None and self.requires_grad(v) for v in (x, w, b)))):
             return Backend.linear(self, x, w, b)
         stats.record_unfused("linear")
         return self._out(self.inner.linear(*self._val((x, w, b))))

@@ -11,6 +11,7 @@ import math
 
 from ...core import dtype as dt
 from ...core.dtype import DType
+from ...core.errors import ShapeError
 
 UNARY_OPS = frozenset(("neg", "exp", "log", "sqrt", "sin", "cos", "tanh", "erf", "abs", "sign",
                        "reciprocal", "floor", "ceil", "round", "trunc", "logical_not",
@@ -72,7 +73,7 @@ class Program:
         return [op for op, _, _ in self.instrs]
 
     def __repr__(self) -> str:
-        n, c = len(self.input_dtypes), len(self.consts)
+        n = len(self.input_dtypes)
         names = [f"in{i}" for i in range(n)] + [repr(v) for v in self.consts]
         lines = []
         for k, (op, args, d) in enumerate(self.instrs):
@@ -80,6 +81,46 @@ class Program:
             lines.append(f"t{k} = {op}({', '.join(names[a] for a in args)}) : {d.name}")
         outs = ", ".join(names[s] for s in self.outputs)
         return "Program(\n  " + "\n  ".join(lines) + f"\n  -> {outs})"
+
+
+def live_slots(program: Program, outputs) -> set:
+    """Slots the given output slots depend on; dead instructions (backward programs replay
+    forward work they may not need) and unread inputs stay out of a generated kernel."""
+    first = program.first_instr_slot
+    live = set(outputs)
+    for k in range(len(program.instrs) - 1, -1, -1):
+        if first + k in live:
+            live.update(program.instrs[k][1])
+    return live
+
+
+def check_reduce(who: str, program: Program, op: str) -> None:
+    """The arguments every backend's fused_reduce requires: a sum/max/min of one output."""
+    if op not in ("sum", "max", "min"):
+        raise ValueError(f"{who}.fused_reduce: op must be sum, max or min, got {op!r}")
+    if len(program.outputs) != 1:
+        raise ShapeError(f"{who}.fused_reduce: the program must have one output, it has "
+                         f"{len(program.outputs)}")
+
+
+def plan_outputs(program: Program, view, new, computed_inputs: int = 0) -> tuple:
+    """(one result per program output, {slot: result} of the slots a kernel writes, those
+    slots in order). An output that is input slot k (k >= computed_inputs) is view(k), a
+    value the kernel computes is new(slot), made once however often it is output; the first
+    `computed_inputs` inputs are computed by the kernel too (a matmul epilogue's product)."""
+    res: list = []
+    made: dict = {}
+    write: list = []
+    for s in program.outputs:
+        if computed_inputs <= s < program.n_inputs:
+            res.append(view(s))
+        elif s in made:
+            res.append(made[s])
+        else:
+            made[s] = new(s)
+            write.append(s)
+            res.append(made[s])
+    return res, made, write
 
 
 def result_dtype(op: str, arg_dtypes, cast_to: DType | None = None) -> DType:
