@@ -7,6 +7,7 @@ from ..core import grad_mode
 from .autodiff_engine import Node, Tracked, edge
 from .autodiff_rules import rule, unbroadcast
 from .fusion.grad import backward_program
+from .fusion.ir import Program
 
 _state = grad_mode._state
 # (program structure, constants, output index, differentiated inputs) -> (program, kept)
@@ -40,6 +41,11 @@ def fused_elementwise(self, program, inputs, shape):
     outs = self.inner.fused_elementwise(program, vals, shape)
     if not _state.enabled or not any(x.requires_grad for x in inputs):
         return [Tracked(o) for o in outs]
+    return _record(self, program, inputs, vals, outs, shape)
+
+
+def _record(self, program, inputs, vals, outs, shape) -> list:
+    """Tracked outputs of a program run on the inner backend, each with its FusedBackward."""
     inner = self.inner
     wrt = tuple(i for i, x in enumerate(inputs)
                 if x.requires_grad and inner.dtype(x.value).is_floating_point)
@@ -67,13 +73,33 @@ def fused_reduce(self, program, inputs, shape, op, axes, keepdims):
 
 def fused_matmul(self, program, a, b, inputs, shape):
     """Untracked: the inner backend's matmul with the program as its epilogue. Tracked: the
-    recorded matmul, then the program (differentiated as above): the epilogue's derivative
-    needs the matmul's value, which the fused kernel never writes."""
+    same one kernel, writing the product too (the epilogue's derivative replays the program
+    from it); the product is recorded as a matmul and the outputs as the program."""
+    inner = self.inner
+    vals = [x.value for x in inputs]
     if not _state.enabled or not (a.requires_grad or b.requires_grad
                                   or any(x.requires_grad for x in inputs)):
-        return [Tracked(o) for o in self.inner.fused_matmul(
-            program, a.value, b.value, [x.value for x in inputs], shape)]
-    return fused_elementwise(self, program, [self.matmul(a, b)] + list(inputs), shape)
+        return [Tracked(o) for o in inner.fused_matmul(program, a.value, b.value, vals, shape)]
+    *outs, product = inner.fused_matmul(_with_product(program), a.value, b.value, vals, shape)
+    if a.requires_grad or b.requires_grad:
+        p = self._record_matmul(a, b, product)
+    else:
+        p = Tracked(product)
+    return _record(self, program, [p] + list(inputs), [product] + vals, outs, shape)
+
+
+_PRODUCT: dict = {}   # program structure -> the program with input 0 as an extra output
+
+
+def _with_product(program):
+    hit = _PRODUCT.get(program.key)
+    if hit is None:
+        if len(_PRODUCT) > 4096:
+            _PRODUCT.clear()
+        hit = _PRODUCT[program.key] = Program(program.input_dtypes, program.const_dtypes,
+                                              program.consts, program.instrs,
+                                              program.outputs + (0,))
+    return hit.with_consts(program.consts)
 
 
 def fused_update(self, program, inputs, shape, donate):

@@ -24,6 +24,13 @@ def matmul_bw(B, s, g, nx):
     return ga, gb
 
 
+@rule("MmBackward")
+def mm_by_transposed_bw(B, s, g, nx):
+    """x @ w.T with w a 2-D tensor (edges x, w; saved x, w): linear's gradients, so that
+    w's gradient g.T @ x comes out contiguous like w."""
+    return linear_bw(B, s + (False,), g, nx + (None,))[:2]
+
+
 @rule("LinearBackward")
 def linear_bw(B, s, g, nx):
     x, w, has_b = s

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 
+import strata as st
 from strata.core import dtype as dt
 from strata.tests._autodiff_util import check, prim, stack, value
 
@@ -259,3 +260,22 @@ def test_grad_fn_names():
     assert B.grad_fn_name(B.sum(x, (0,), False)) == "SumBackward"
     assert B.grad_fn_name(x) is None
     assert value(B, B.add(x, 1.0)).shape == (3,)
+
+
+def test_matmul_by_a_transposed_weight_takes_linear_gradients():
+    """x @ w.T (how linear composes, and a common user spelling): w's gradient is g.T @ x,
+    contiguous like w (not a transposed view), with torch's values and grad_fn name."""
+    B = st.backend("Autodiff(NumPy())")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((5, 3)), rng.standard_normal((4, 3))
+    X = st.from_numpy(x, backend=B).requires_grad_()
+    W = st.from_numpy(w, backend=B).requires_grad_()
+    y = X @ W.T
+    assert y.grad_fn == "MmBackward"
+    (y * y).sum().backward()
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    ty = tx @ tw.T
+    (ty * ty).sum().backward()
+    np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(W.grad.numpy(), tw.grad.numpy(), rtol=1e-12)
+    assert W.grad._p.value.flags["C_CONTIGUOUS"]

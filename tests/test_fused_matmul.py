@@ -239,3 +239,37 @@ def test_numpy_stack_keeps_plain_matmuls():
     assert S._epilogue is False
     X = st.from_numpy(np.ones((2, 3), np.float32), backend=S)
     assert (X @ X.T)._p.value is not None
+
+
+def _base_layout(t):
+    """The base backend's layout of a tensor, through the Fusion and Autodiff wrappers."""
+    p = t._p
+    while not hasattr(p, "layout"):
+        p = p.value
+    return p.layout
+
+
+def test_tracked_linear_relu_is_one_forward_kernel_with_linear_gradients(B, monkeypatch):
+    """Fusion(Autodiff(X)) in training: relu(linear(x, w, b)) is one matmul kernel that also
+    writes the product for the backward (no matmul runs twice: one forward, two backward);
+    the weight gradient comes back contiguous like the weight, and all gradients match torch."""
+    torch = pytest.importorskip("torch")
+    S = st.backend(f"Fusion(Autodiff({B}))")
+    mm = _matmuls(S, monkeypatch)
+    rng = np.random.default_rng(5)
+    x, w, b = _data(rng, 12, 9), _data(rng, 7, 9), _data(rng, 7)
+    X, W, Bb = (st.from_numpy(v, backend=S).requires_grad_() for v in (x, w, b))
+    with st.fusion.trace() as t:
+        y = F.relu(F.linear(X, W, Bb))
+        y_np = y.detach().numpy()
+    assert [ops for kind, ops in t.events if kind == "fused"] == [("matmul", "add", "relu")]
+    assert mm[0] == 1
+    (y * y).sum().backward()
+    assert mm[0] == 3
+    tx, tw, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, w, b))
+    ty = torch.relu(torch.nn.functional.linear(tx, tw, tb))
+    (ty * ty).sum().backward()
+    np.testing.assert_allclose(y_np, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    for s_, t_ in ((X, tx), (W, tw), (Bb, tb)):
+        np.testing.assert_allclose(s_.grad.numpy(), t_.grad.numpy(), rtol=1e-4, atol=1e-5)
+    assert _base_layout(W.grad).is_contiguous()

@@ -99,3 +99,18 @@ def test_fused_stack_matches_unfused_numpy(spec, g):
     np.testing.assert_allclose(out, ref_out, rtol=2e-5, atol=2e-5)
     for g_, r in zip(grads, ref_grads):
         np.testing.assert_allclose(g_, r, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec", ["Fusion(NumPy())", "Fusion(OpenCL())"])
+def test_signed_zero_constants_keep_their_sign(spec):
+    """0.0 and -0.0 are equal numbers but different operands (1 / -0.0 is -inf): a fused
+    program must not merge them into one constant."""
+    try:
+        S = st.backend(spec)
+    except Exception as e:  # noqa: BLE001 - a missing driver is a skip, with its reason
+        pytest.skip(f"{spec}: {e}")
+    x = st.from_numpy(np.array([1.0, 2.0], np.float32), backend=S)
+    y = (1.0 / (x * 0.0)) + (1.0 / (x * -0.0)) * 2.0
+    np.testing.assert_array_equal(y.numpy(), np.array([np.nan, np.nan], np.float32))
+    z = 1.0 / ((x + 0.0) * -0.0)
+    np.testing.assert_array_equal(z.numpy(), [-np.inf, -np.inf])

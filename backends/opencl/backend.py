@@ -78,22 +78,7 @@ class _Runtime:
         self.is_cpu = bool(device.type & cl.device_type.CPU)
 
 
-def _scalar(v, d: DType):
-    """A Python scalar as a NumPy scalar of d (bool as one byte), wrapping out-of-range ints."""
-    if d.kind == 2:
-        with np.errstate(over="ignore"):
-            return d.np.type(float(v))
-    if d.kind == 1:
-        if isinstance(v, float):
-            if not math.isfinite(v):
-                raise DTypeError(f"cannot use {v} as a value of an {d.name} tensor")
-            v = int(v)
-        bits = 8 * d.itemsize
-        v = int(v) & ((1 << bits) - 1)
-        if d.is_signed and v >= 1 << (bits - 1):
-            v -= 1 << bits
-        return d.np.type(v)
-    return np.uint8(bool(v))
+_scalar = rt.scalar_arg
 
 
 def _is_scalar(v) -> bool:

@@ -94,15 +94,31 @@ class FusedOps:
                 self._check_dtype(d)
             checked.add(program.key)
 
+    def _checked(self, program, inputs: list, shape: tuple, who: str) -> tuple:
+        """_fused_check once per (program structure, shape, input layouts and dtypes): the
+        key that launch plans are cached under. The checks cost ~10 µs of a launch's host
+        time, which is the critical path of a step on PoCL."""
+        if all(type(x) is CLArray for x in inputs):
+            lays = tuple((x.layout.shape, x.layout.strides, x.dtype) for x in inputs)
+        else:   # not OpenCL primitives: the check names the culprit
+            lays = None
+        key = (program.key, shape, lays)
+        valid = self._rt.__dict__.setdefault("fused_valid", set())
+        if lays is None or key not in valid:
+            self._fused_check(program, inputs, shape, who)
+            if len(valid) > 8192:
+                valid.clear()
+            valid.add(key)
+        return key
+
     def _const_args(self, program, live: set) -> tuple:
         """(parameter declarations, argument values) of the live constants."""
-        from .backend import _scalar
         n_in = program.n_inputs
         decl, vals = [], []
         for j, (v, d) in enumerate(zip(program.consts, program.const_dtypes)):
             if n_in + j in live:
                 decl.append(f"const {rt.CL_TYPE[d]} c{j}")
-                vals.append(_scalar(v, d))
+                vals.append(rt.scalar_arg(v, d))
         return decl, vals
 
     def _fits(self, n_args: int) -> bool:
@@ -143,8 +159,8 @@ class FusedOps:
     def _fused_map(self, program, inputs, shape: tuple, donate) -> list:
         shape = tuple(shape)
         inputs = list(inputs)
-        self._fused_check(program, inputs, shape,
-                          "fused_elementwise" if donate is None else "fused_update")
+        ckey = self._checked(program, inputs, shape,
+                             "fused_elementwise" if donate is None else "fused_update")
         n_in = program.n_inputs
         res: list = []
         made: dict = {}
@@ -173,8 +189,7 @@ class FusedOps:
         # program's structure, the outputs written, the donations and the inputs' layouts:
         # worked out once into a launch plan (the host side of a launch is the critical path
         # of a step on PoCL, where the device runs on the same cores)
-        pkey = (program.key, tuple(write), tuple(alias), shape,
-                tuple((x.layout.shape, x.layout.strides) for x in inputs))
+        pkey = (ckey, tuple(write), tuple(alias))
         plans = self._rt.__dict__.setdefault("fused_plans", {})
         plan = plans.get(pkey)
         if plan is None:
@@ -194,9 +209,8 @@ class FusedOps:
             args += [x.buf, np.int64(x.layout.offset)]
             if sa:
                 args += sa
-        from .backend import _scalar
         consts = program.consts
-        args += [_scalar(consts[j], d) for j, d in const_slots]
+        args += [rt.scalar_arg(consts[j], d) for j, d in const_slots]
         args += tail
         self._run(kernel, grid, local, *args)
         return res
@@ -342,10 +356,9 @@ class FusedOps:
         shape = tuple(shape)
         inputs = list(inputs)
         axes = tuple(axes)
-        self._fused_check(program, inputs, shape, "fused_reduce")
+        ckey = self._checked(program, inputs, shape, "fused_reduce")
         s = program.outputs[0]
-        n_in = program.n_inputs
-        if not axes or s < n_in:
+        if not axes or s < program.n_inputs:
             # nothing to fuse: the value is a view of an input, or nothing is reduced
             (v,) = self.fused_elementwise(program, inputs, shape)
             return self._reduce(op, v, axes, keepdims)
@@ -360,8 +373,45 @@ class FusedOps:
                 return self.full(out_shape, 0, d)
             raise ShapeError(f"{op}: reducing over a dim of size 0 of a tensor of shape "
                              f"{shape} has no identity; give a non-empty dim")
+        # as in _fused_map: everything but buffers, offsets and constant values is planned once
+        pkey = ("reduce", ckey, op, axes)
+        plans = self._rt.__dict__.setdefault("fused_plans", {})
+        plan = plans.get(pkey)
+        if plan is None:
+            if len(plans) > 4096:
+                plans.clear()
+            plan = plans[pkey] = self._reduce_plan(program, inputs, shape, op, axes, R, nout)
+        else:
+            stats.record_cache(True)
+        if plan is None:
+            return Backend.fused_reduce(self, program, inputs, shape, op, axes, keepdims)
+        kernel, used, stride_args, const_slots, tail, nchunks = plan
+        args: list = []
+        for k, sa in zip(used, stride_args):
+            x = inputs[k]
+            args += [x.buf, np.int64(x.layout.offset)]
+            args += sa
+        consts = program.consts
+        args += [rt.scalar_arg(consts[j], dd) for j, dd in const_slots]
+        args += tail
+        if nchunks == 0:
+            out = self._new(out_shape, d)
+            self._launch_1d(kernel, nout, out.buf, *args)
+            return out
+        target = self._new(out_shape if nchunks == 1 else (nout, nchunks), d)
+        self._run(kernel, (nout * nchunks * WG,), (WG,), target.buf, *args)
+        if nchunks == 1:
+            return target
+        part = self._reduce(op, target, (1,), False)
+        return CLArray(part.storage, Layout.contiguous(out_shape, part.layout.offset), d)
+
+    def _reduce_plan(self, program, inputs, shape, op, axes, R: int, nout: int):
+        """(kernel, used inputs, per-input stride arguments, live constants, trailing size
+        arguments, chunks: 0 for the one-work-item-per-row kernel) of a fused_reduce launch,
+        or None when it needs more arguments than the device takes."""
+        s = program.outputs[0]
         live = live_slots(program, [s])
-        used = [k for k in range(n_in) if k in live]
+        used = [k for k in range(program.n_inputs) if k in live]
         lays = [broadcast_layout(inputs[k].layout, shape) for k in used]
         kept = [i for i in range(len(shape)) if i not in axes]
         outer = collapse(tuple(shape[i] for i in kept),
@@ -371,23 +421,19 @@ class FusedOps:
         kd, rd = len(outer), len(inner)
         cdecl, cvals = self._const_args(program, live)
         if not self._fits(4 + len(used) * (2 + kd + rd) + len(cvals) + kd + rd):
-            return Backend.fused_reduce(self, program, inputs, shape, op, axes, keepdims)
-        args: list = []
-        for j, (k, lay) in enumerate(zip(used, lays)):
-            args += [inputs[k].buf, np.int64(lay.offset)]
-            args += [np.int64(sts[j]) for _, sts in outer]
-            args += [np.int64(sts[j]) for _, sts in inner]
-        args += cvals
-        args += [np.int64(n) for n, _ in outer] + [np.int64(n) for n, _ in inner]
+            return None
+        n_in = program.n_inputs
+        const_slots = tuple((j, d) for j, d in enumerate(program.const_dtypes) if n_in + j in live)
+        stride_args = [[np.int64(sts[j]) for _, sts in outer] + [np.int64(sts[j]) for _, sts in inner]
+                       for j in range(len(used))]
+        sizes = [np.int64(n) for n, _ in outer] + [np.int64(n) for n, _ in inner]
         key = ("fused_reduce", program.key, s, op, kd, rd)
 
         def build():
             return self._reduce_source(program, live, s, used, op, kd, rd, cdecl)
         if R <= ROW_LIMIT or (nout >= 4096 and R <= CHUNK_MIN):
-            out = self._new(out_shape, d)
             k = self._fused_kernel(key, "fused_row", build)
-            self._launch_1d(k, nout, out.buf, *args, np.int64(R), np.int64(nout))
-            return out
+            return k, used, stride_args, const_slots, sizes + [np.int64(R), np.int64(nout)], 0
         # the chunking of ReduceIndexOps._reduce, so that partial sums match it bit for bit
         nchunks = 1
         units = self._rt.device.max_compute_units * 4
@@ -395,14 +441,9 @@ class FusedOps:
             nchunks = max(1, min(-(-R // CHUNK_MIN), -(-units // nout)))
         chunk = -(-R // nchunks)
         nchunks = -(-R // chunk)
-        target = self._new(out_shape if nchunks == 1 else (nout, nchunks), d)
         k = self._fused_kernel(key, "fused_wg", build)
-        self._run(k, (nout * nchunks * WG,), (WG,), target.buf, *args, np.int64(R),
-                  np.int64(nchunks), np.int64(chunk))
-        if nchunks == 1:
-            return target
-        part = self._reduce(op, target, (1,), False)
-        return CLArray(part.storage, Layout.contiguous(out_shape, part.layout.offset), d)
+        return (k, used, stride_args, const_slots,
+                sizes + [np.int64(R), np.int64(nchunks), np.int64(chunk)], nchunks)
 
     def _reduce_source(self, program, live, s, used, op, kd, rd, cdecl) -> str:
         p = program

@@ -11,14 +11,17 @@ OCL_ICD_VENDORS only because it loads the system libOpenCL instead. So strata se
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from ...core import dtype as dt
 from ...core.dtype import DType
-from ...core.errors import BackendError
+from ...core.errors import BackendError, DTypeError
 
 KERNEL_DIR = Path(__file__).resolve().parent
 INSTALL_HINT = "pip install strata[opencl]  (installs pyopencl and the PoCL CPU driver)"
@@ -106,6 +109,34 @@ class DefaultAllocator:
     def free(self, buf) -> None:
         # the driver keeps the memory alive until enqueued kernels that use it have finished
         buf.release()
+
+
+_FLOAT_MAX: dict = {}
+
+
+def scalar_arg(v, d: DType):
+    """A Python scalar as a NumPy scalar of d (bool as one byte), wrapping out-of-range ints."""
+    if d.kind == 2:
+        f = float(v)
+        top = _FLOAT_MAX.get(d)
+        if top is None:
+            top = _FLOAT_MAX[d] = float(np.finfo(d.np).max)
+        if -top <= f <= top or f != f or f in (math.inf, -math.inf):
+            return d.np.type(f)
+        # rounds to ±inf in d: without the (costly) errstate NumPy warns about overflow
+        with np.errstate(over="ignore"):
+            return d.np.type(f)
+    if d.kind == 1:
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise DTypeError(f"cannot use {v} as a value of an {d.name} tensor")
+            v = int(v)
+        bits = 8 * d.itemsize
+        v = int(v) & ((1 << bits) - 1)
+        if d.is_signed and v >= 1 << (bits - 1):
+            v -= 1 << bits
+        return d.np.type(v)
+    return np.uint8(bool(v))
 
 
 _KERNEL_CLASS: list = []

@@ -51,8 +51,8 @@ class Fusion(Backend):
         # matmuls stay pending so that the elementwise chain reading them becomes their
         # epilogue, when every layer down to the base runs fused_matmul as one kernel
         self._epilogue = _fuses_matmul(inner)
-        # with epilogues, an untracked linear is composed here even where Autodiff sits
-        # between (matmul + bias pending, so the activation after it joins the epilogue)
+        # with epilogues, linear is composed here even where Autodiff sits between (matmul +
+        # bias pending, so the activation after it joins the epilogue)
         self._compose_linear = self._epilogue and _uses_default(self.base(), "linear")
 
     def __repr__(self) -> str:
@@ -172,11 +172,9 @@ class Fusion(Backend):
 
     def linear(self, x, w, b):
         # composed here (matmul + bias, pending) when the base has no linear of its own, so
-        # the bias and the activation after it become the matmul's epilogue; under a tracking
-        # Autodiff layer the inner linear keeps its rule (see LOOK_THROUGH_AUTODIFF)
-        if "linear" in self._compose or (self._compose_linear and not (
-                self._ad and _state.enabled and any(
-                    v is not None and self.requires_grad(v) for v in (x, w, b)))):
+        # the bias and the activation after it become the matmul's epilogue; a tracking
+        # Autodiff layer below records x @ w.T with linear's gradients (Autodiff.matmul)
+        if "linear" in self._compose or self._compose_linear:
             return Backend.linear(self, x, w, b)
         stats.record_unfused("linear")
         return self._out(self.inner.linear(*self._val((x, w, b))))
@@ -300,8 +298,8 @@ _COMPOSABLE = ("prod", "cumsum", "cumprod", "index_select", "scatter", "softmax"
 # them: Autodiff then differentiates their primitives one by one, which gives the same
 # gradient as its nll_loss rule, and the masking and scaling fuse (measured on OpenCL: the MLP
 # step 0.88-0.90x of the unfused one, against 1.00-1.02x with the loss as one Autodiff op).
-# Not linear: composed under Autodiff, its weight gradient would come back as a transposed
-# view, which makes every optimizer pass over it slower.
+# Not linear: that one is composed under Autodiff only where the matmul takes an epilogue
+# (Fusion.linear).
 LOOK_THROUGH_AUTODIFF = frozenset(("nll_loss", "nll_loss_backward"))
 
 

@@ -5,7 +5,7 @@ import sys
 
 from ...core import dtype as dt
 from ...core import grad_mode
-from .ir import ProgramBuilder
+from .ir import ProgramBuilder, const_key
 from . import stats
 
 _state = grad_mode._state
@@ -74,14 +74,23 @@ def _run_matmul(backend, n: Lazy):
     return n.value
 
 
+# structure of a pending subgraph -> (program with placeholder constants, op names): a
+# training step builds the same dozen subgraphs every time, and building a Program through
+# ProgramBuilder was ~30 µs of host time per kernel on PoCL (the host is the critical path)
+_TEMPLATES: dict = {}
+
+
 def build_program(backend, node: Lazy, epilogue: bool = False):
     """(program, inner input primitives, op names, epilogue matmul, nodes to write too) of
     node's pending subgraph. With `epilogue`, one pending matmul of node's shape becomes the
     program's input 0 (its a, b stay on the node); other pending matmuls run first."""
-    b = ProgramBuilder()
+    in_dtypes: list = []
     inputs: list = []
-    memo: dict = {}
-    ops: list = []
+    consts: list = []
+    const_dtypes: list = []
+    const_memo: dict = {}
+    instrs: list = []    # (op, argument refs, cast_to): the subgraph's structure
+    memo: dict = {}      # id(node) -> ("i", k) input / ("t", k) instruction
     nodes: list = []     # pending nodes of the subgraph, args before users
     dep: set = set()     # ids of nodes that read the epilogue matmul
     epi = None
@@ -96,14 +105,16 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
             if epilogue and epi is None and n is not node and n.shape == node.shape:
                 epi, first = n, len(inputs)
                 inputs.append(None)
-                memo[id(n)] = b.input(n.dtype)
+                memo[id(n)] = ("i", len(in_dtypes))
+                in_dtypes.append(n.dtype)
                 nodes.append(n)
                 dep.add(id(n))
                 continue
             _run_matmul(backend, n)
         if n.value is not None:
             inputs.append(n.value)
-            memo[id(n)] = b.input(n.dtype)
+            memo[id(n)] = ("i", len(in_dtypes))
+            in_dtypes.append(n.dtype)
             continue
         if not done:
             stack.append((n, True))
@@ -118,17 +129,46 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
                 if id(a) in dep:
                     dep.add(id(n))
             else:
-                refs.append(b.const(a, _scalar_dtype(n, k, a)))
-        memo[id(n)] = b.op(n.op, *refs, dtype=n.cast_to)
-        ops.append(n.op)
+                d = _scalar_dtype(n, k, a)
+                ck = const_key(a, d)  # equal constants share a slot, as in ProgramBuilder
+                ref = const_memo.get(ck)
+                if ref is None:
+                    ref = const_memo[ck] = ("c", len(consts))
+                    consts.append(a)
+                    const_dtypes.append(d)
+                refs.append(ref)
+        memo[id(n)] = ("t", len(instrs))
+        instrs.append((n.op, tuple(refs), n.cast_to))
         nodes.append(n)
     n = stack = None
     extra: list = []
     if epi is not None:
         del inputs[first]
         extra = _read_elsewhere(nodes, node, dep, id(epi))
-    outs = [memo[id(node)]] + [memo[id(x)] for x in extra]
-    return b.finish(outs, first), inputs, ops, epi, extra
+    outs = (memo[id(node)],) + tuple(memo[id(x)] for x in extra)
+    sig = (tuple(in_dtypes), tuple(const_dtypes), tuple(instrs), outs, first)
+    hit = _TEMPLATES.get(sig)
+    if hit is None:
+        if len(_TEMPLATES) > 4096:
+            _TEMPLATES.clear()
+        hit = _TEMPLATES[sig] = _template(sig)
+    template, ops = hit
+    return template.with_consts(consts), inputs, list(ops), epi, extra
+
+
+def _template(sig: tuple):
+    """(Program of a subgraph structure, its op names); constants are placeholders that
+    Program.with_consts fills in."""
+    in_dtypes, const_dtypes, instrs, outs, first = sig
+    b = ProgramBuilder()
+    refs: dict = {}
+    for k, d in enumerate(in_dtypes):
+        refs[("i", k)] = b.input(d)
+    for k, d in enumerate(const_dtypes):
+        refs[("c", k)] = b.param(d)
+    for k, (op, args, cast_to) in enumerate(instrs):
+        refs[("t", k)] = b.op(op, *(refs[a] for a in args), dtype=cast_to)
+    return b.finish([refs[o] for o in outs], first), tuple(op for op, _, _ in instrs)
 
 
 def _read_elsewhere(nodes: list, root: Lazy, dep: set, epi: int) -> list:
