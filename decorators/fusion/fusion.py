@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import weakref
 
+from ...core import dtype as dt
 from ...core import grad_mode
 from ...core.backend import Backend
 from ...core.shape import broadcast_shapes
 from . import stats
-from .ir import result_dtype
+from .ir import BOOL_OUT
 from .lazy import MAX_PENDING, Lazy, pending, pending_matmul, realize, realize_reduce
 
 _state = grad_mode._state
@@ -39,8 +40,9 @@ class Fusion(Backend):
                             f"e.g. Fusion(OpenCL())")
         self.inner = inner
         self._ad = _has_autodiff(inner)
-        # pending nodes still referenced somewhere: sync() runs them (timing, explicit waits)
-        self._pending = weakref.WeakSet()
+        # weak references to pending nodes, oldest first: sync() runs those still referenced
+        # (timing, explicit waits)
+        self._pending: list = []
         # a backend with its own fused reduction makes the layer_norm composition (a few fused
         # kernels) faster than forwarding to a hand-written kernel
         self._compose_norm = type(inner).fused_reduce is not Backend.fused_reduce
@@ -82,30 +84,50 @@ class Fusion(Backend):
         return r
 
     def _ew(self, op: str, args: tuple, cast_to=None) -> Lazy:
+        # the host side of every recorded op: kept lean (PoCL's step is host-bound)
         shape = None
-        dtypes = []
         rg = False
+        size = 1
         grad_on = _state.enabled
+        ad = self._ad
         for a in args:
             if type(a) is Lazy:
-                if a.value is None and (a.size >= MAX_PENDING or (self._ad and a.grad_on != grad_on)):
-                    realize(self, a)
-                shape = a.shape if shape is None else (
-                    shape if shape == a.shape else broadcast_shapes(shape, a.shape, op))
-                dtypes.append(a.dtype)
-                if self._ad and grad_on and not rg:
+                if a.value is None:
+                    if a.size >= MAX_PENDING or (ad and a.grad_on != grad_on):
+                        realize(self, a)
+                    else:
+                        size += a.size
+                s = a.shape
+                if shape is None:
+                    shape = s
+                elif s != shape:
+                    shape = broadcast_shapes(shape, s, op)
+                if ad and grad_on and not rg:
                     rg = a.rg if a.value is None else self.inner.requires_grad(a.value)
-            else:
-                dtypes.append(None)
-        if op == "where":
-            ref = next((d for d in dtypes[1:] if d is not None), None)
-            dtypes = [dtypes[0], ref, ref]
+        if op in BOOL_OUT:
+            d = dt.bool_
+        elif op == "cast":
+            d = cast_to
         else:
-            ref = next(d for d in dtypes if d is not None)
-            dtypes = [d or ref for d in dtypes]
-        n = pending(op, args, shape, result_dtype(op, dtypes, cast_to), cast_to, rg)
-        self._pending.add(n)
+            # scalars take the dtype of the tensor operands; where's condition does not count
+            d = None
+            for a in (args[1:] if op == "where" else args):
+                if type(a) is Lazy:
+                    d = a.dtype
+                    break
+        n = pending(op, args, shape, d, cast_to, rg, size)
+        self._pending.append(weakref.ref(n))
+        if len(self._pending) > 4096:
+            self._prune()
         return n
+
+    def _prune(self) -> None:
+        keep = []
+        for r in self._pending:
+            n = r()
+            if n is not None and n.value is None:
+                keep.append(r)
+        self._pending = keep
 
     # ------------------------------------------------------------------ description & transfer
     def shape(self, x) -> tuple:
@@ -134,10 +156,11 @@ class Fusion(Backend):
 
     def sync(self) -> None:
         """Run every pending chain that is still referenced, then wait for the inner backend."""
-        for n in list(self._pending):
-            if n.value is None:
+        pend, self._pending = self._pending, []
+        for r in pend:
+            n = r()
+            if n is not None and n.value is None:
                 realize(self, n)
-        self._pending = weakref.WeakSet()
         self.inner.sync()
 
     def layer_norm(self, x, normalized_ndim, weight, bias, eps):
@@ -167,7 +190,7 @@ class Fusion(Backend):
         i = self.inner
         rg = self._ad and _state.enabled and (i.requires_grad(av) or i.requires_grad(bv))
         n = pending_matmul(av, bv, shape, a.dtype, rg)
-        self._pending.add(n)
+        self._pending.append(weakref.ref(n))
         return n
 
     def linear(self, x, w, b):

@@ -1,6 +1,8 @@
 """Lazy primitives of the Fusion decorator and the realisation of elementwise subgraphs."""
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
 
 from ...core import dtype as dt
@@ -17,49 +19,42 @@ MAX_PENDING = 48
 class Lazy:
     """A Fusion primitive: either realised (`value` is an inner primitive) or a pending
     elementwise op over other Lazy nodes and Python scalars. Shape and dtype are known
-    eagerly, so shape errors surface at the line that caused them."""
+    eagerly, so shape errors surface at the line that caused them. `serial` numbers pending
+    nodes in creation order, which is an evaluation order (arguments exist before users)."""
 
     __slots__ = ("value", "op", "args", "cast_to", "shape", "dtype", "grad_on", "rg", "size",
-                 "__weakref__")
+                 "serial", "__weakref__")
 
-    def __init__(self, value, shape, dtype):
+    def __init__(self, value, shape, dtype, op=None, args=None, cast_to=None, grad_on=True,
+                 rg=False, size=0, serial=0):
         self.value = value
-        self.op = None
-        self.args = None
-        self.cast_to = None
+        self.op = op
+        self.args = args
+        self.cast_to = cast_to
         self.shape = shape
         self.dtype = dtype
-        self.grad_on = True
-        self.rg = False
-        self.size = 0
+        self.grad_on = grad_on
+        self.rg = rg
+        self.size = size
+        self.serial = serial
 
 
-def pending(op, args, shape, dtype, cast_to, rg) -> Lazy:
-    n = Lazy(None, shape, dtype)
-    n.op = op
-    n.args = args
-    n.cast_to = cast_to
-    n.grad_on = _state.enabled
-    n.rg = rg
-    size = 1
-    for a in args:
-        if type(a) is Lazy and a.value is None:
-            size += a.size
-    n.size = size
-    return n
+_serials = itertools.count(1)
+_serial_of = operator.attrgetter("serial")
+
+
+def pending(op, args, shape, dtype, cast_to, rg, size) -> Lazy:
+    """A pending elementwise node; size: pending nodes in its subgraph, itself included."""
+    return Lazy(None, shape, dtype, op, args, cast_to, _state.enabled, rg, size,
+                next(_serials))
 
 
 def pending_matmul(a, b, shape, dtype, rg) -> Lazy:
     """A matmul whose result is not computed yet: the elementwise chain that reads it may
     become its epilogue (one kernel, the product never written to memory). a and b are
     realised inner primitives."""
-    n = Lazy(None, shape, dtype)
-    n.op = "matmul"
-    n.args = (a, b)
-    n.grad_on = _state.enabled
-    n.rg = rg
-    n.size = 1
-    return n
+    return Lazy(None, shape, dtype, "matmul", (a, b), None, _state.enabled, rg, 1,
+                next(_serials))
 
 
 def _run_matmul(backend, n: Lazy):
@@ -84,6 +79,24 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
     """(program, inner input primitives, op names, epilogue matmul, nodes to write too) of
     node's pending subgraph. With `epilogue`, one pending matmul of node's shape becomes the
     program's input 0 (its a, b stay on the node); other pending matmuls run first."""
+    if node.value is None and node.op == "matmul":
+        _run_matmul(backend, node)   # a reduction of a pending product: nothing to fuse
+    if node.value is not None:
+        hit = _template(((node.dtype,), (), (), (("i", 0),), 0))
+        return hit[0], [node.value], [], None, []
+    # the pending elementwise nodes of the subgraph, then in creation order (args first)
+    nodes: list = []
+    seen = {id(node)}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        nodes.append(n)
+        for a in n.args:
+            if (type(a) is Lazy and a.value is None and a.op != "matmul"
+                    and id(a) not in seen):
+                seen.add(id(a))
+                stack.append(a)
+    nodes.sort(key=_serial_of)
     in_dtypes: list = []
     inputs: list = []
     consts: list = []
@@ -91,44 +104,13 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
     const_memo: dict = {}
     instrs: list = []    # (op, argument refs, cast_to): the subgraph's structure
     memo: dict = {}      # id(node) -> ("i", k) input / ("t", k) instruction
-    nodes: list = []     # pending nodes of the subgraph, args before users
     dep: set = set()     # ids of nodes that read the epilogue matmul
     epi = None
     first = 0
-    # iterative post-order walk (deep chains must not hit the recursion limit)
-    stack = [(node, False)]
-    while stack:
-        n, done = stack.pop()
-        if id(n) in memo:
-            continue
-        if n.value is None and n.op == "matmul":
-            if epilogue and epi is None and n is not node and n.shape == node.shape:
-                epi, first = n, len(inputs)
-                inputs.append(None)
-                memo[id(n)] = ("i", len(in_dtypes))
-                in_dtypes.append(n.dtype)
-                nodes.append(n)
-                dep.add(id(n))
-                continue
-            _run_matmul(backend, n)
-        if n.value is not None:
-            inputs.append(n.value)
-            memo[id(n)] = ("i", len(in_dtypes))
-            in_dtypes.append(n.dtype)
-            continue
-        if not done:
-            stack.append((n, True))
-            for a in n.args:
-                if type(a) is Lazy and id(a) not in memo:
-                    stack.append((a, False))
-            continue
+    for n in nodes:
         refs = []
         for k, a in enumerate(n.args):
-            if type(a) is Lazy:
-                refs.append(memo[id(a)])
-                if id(a) in dep:
-                    dep.add(id(n))
-            else:
+            if type(a) is not Lazy:
                 d = _scalar_dtype(n, k, a)
                 ck = const_key(a, d)  # equal constants share a slot, as in ProgramBuilder
                 ref = const_memo.get(ck)
@@ -137,12 +119,30 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
                     consts.append(a)
                     const_dtypes.append(d)
                 refs.append(ref)
+                continue
+            ref = memo.get(id(a))
+            if ref is None:
+                # an input: a realised node, or a pending matmul (the epilogue's, or run now)
+                if a.value is None and a.op == "matmul":
+                    if epilogue and epi is None and a.shape == node.shape:
+                        epi, first = a, len(inputs)
+                        inputs.append(None)
+                        dep.add(id(a))
+                    else:
+                        _run_matmul(backend, a)
+                if a.value is not None:
+                    inputs.append(a.value)
+                ref = memo[id(a)] = ("i", len(in_dtypes))
+                in_dtypes.append(a.dtype)
+            if id(a) in dep:
+                dep.add(id(n))
+            refs.append(ref)
         memo[id(n)] = ("t", len(instrs))
         instrs.append((n.op, tuple(refs), n.cast_to))
-        nodes.append(n)
-    n = stack = None
+    n = a = stack = None
     extra: list = []
     if epi is not None:
+        nodes.append(epi)
         del inputs[first]
         extra = _read_elsewhere(nodes, node, dep, id(epi))
     outs = (memo[id(node)],) + tuple(memo[id(x)] for x in extra)
