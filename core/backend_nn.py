@@ -59,26 +59,31 @@ class NNDefaults:
             axes = tuple(range(len(tshape)))
             bounds = self.cat([self.reshape(self.min(safe, axes, False), (1,)),
                                self.reshape(self.max(safe, axes, False), (1,))], 0)
-
-            def verify(layer=self, bounds=bounds):
-                lo, hi = layer.to_numpy(bounds).tolist()  # both bounds in one read-back
-                if lo < 0 or hi >= n_classes:
-                    late = (f"; found at the next read-back from {layer.base()}, the step in "
-                            f"between ran with that target as class 0"
-                            if layer.base().asynchronous else "")
-                    raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds "
-                                     f"for {n_classes} classes (valid: 0..{n_classes - 1} or "
-                                     f"ignore_index={ignore_index}){late}")
             if self.base().asynchronous:
                 # no kernel may index past the class dim before the check has run
                 inside = self.logical_and(self.ge(safe, 0), self.lt(safe, n_classes))
                 safe = self.where(inside, safe, 0)
-            self.defer_check(verify)
+            self._check_nll_bounds(bounds, n_classes, ignore_index)
         w = self.cast(valid, dtype)
         if weight is not None:
             picked = self.index_select(weight, 0, self.reshape(safe, (math.prod(tshape),)))
             w = self.mul(w, self.reshape(picked, tshape))
         return safe, w
+
+    def _check_nll_bounds(self, bounds, n_classes: int, ignore_index: int) -> None:
+        """Raise IndexError (now, or at the next read-back of an asynchronous base) when the
+        int64 pair bounds = (min, max) of the targets, ignored ones counted as 0, leaves
+        0..n_classes-1."""
+        def verify(layer=self, bounds=bounds):
+            lo, hi = layer.to_numpy(bounds).tolist()  # both bounds in one read-back
+            if lo < 0 or hi >= n_classes:
+                late = (f"; found at the next read-back from {layer.base()}, the step in "
+                        f"between ran with that target as class 0"
+                        if layer.base().asynchronous else "")
+                raise IndexError(f"nll_loss: target {lo if lo < 0 else hi} is out of bounds "
+                                 f"for {n_classes} classes (valid: 0..{n_classes - 1} or "
+                                 f"ignore_index={ignore_index}){late}")
+        self.defer_check(verify)
 
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
         """torch's nll_loss. logp: (N, C, d...) or (C,) log-probabilities; target: (N, d...) or

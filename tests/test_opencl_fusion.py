@@ -279,11 +279,10 @@ def test_fusion_chain_is_one_kernel(B, launches):
     del F.base()._run
 
 
-def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, launches):
-    """OpenCL() has no linear or nll_loss kernel of its own, so Fusion runs their default
-    compositions on itself: linear's bias add fuses with the ReLU after it, and the loss's
-    masking and scaling fuse — with the matmul, as its epilogue; results match NumPy and the
-    unfused OpenCL() stack."""
+def test_linear_is_composed_in_the_fusing_layer_and_the_loss_is_one_kernel(B, launches):
+    """OpenCL() has no linear kernel of its own, so Fusion composes it: the bias add and the
+    ReLU after it become the matmul's epilogue. The loss is OpenCL's own nll_loss, one kernel
+    (no masking or scaling launches); results match NumPy and the unfused OpenCL() stack."""
     from strata import fusion
     F = st.backend("Fusion(OpenCL())")
     rng = np.random.default_rng(6)
@@ -297,7 +296,9 @@ def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, la
                                  st.from_numpy(b, backend=F)).relu()
         got = h.numpy()
         loss = st.functional.cross_entropy(h, st.from_numpy(y, backend=F)).item()
-    assert t.fused[0] == ("matmul", "add", "relu") and "nll_loss" not in str(t.summary())
+    assert t.events == [("fused", ("matmul", "add", "relu")), ("op", ("log_softmax",)),
+                        ("op", ("nll_loss",))]
+    assert launches[0] == 3
     del F.base()._run
     ref = np.maximum(x.astype(np.float64) @ w.T.astype(np.float64) + b, 0)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
@@ -314,27 +315,73 @@ def test_accelerated_ops_the_device_lacks_are_composed_in_the_fusing_layer(B, la
         pytest.approx(want, rel=1e-6)   # nothing left over from the failed check
 
 
-def test_loss_is_composed_under_autodiff_and_its_gradient_matches_unfused(B):
-    """Fusion(Autodiff(OpenCL())): the loss reaches Fusion as primitives (nll_loss is looked
-    through Autodiff), so no single nll_loss op runs, and the input gradient equals the
-    unfused stack's."""
+def test_a_loss_the_base_lacks_is_composed_under_autodiff_and_its_gradient_matches(B):
+    """A base with only the protocol's nll_loss composition (here OpenCL with its loss kernels
+    taken away): under Fusion(Autodiff(.)) the loss reaches Fusion as primitives (nll_loss
+    is looked through Autodiff), so no single nll_loss op runs and its masking fuses; the
+    input gradient equals the one-kernel loss of the plain OpenCL() stack."""
     from strata import fusion
+    from strata.backends.opencl import OpenCL
+    from strata.core.backend import Backend
+    from strata.decorators import Autodiff, Fusion
+
+    class NoLossKernels(OpenCL):
+        nll_loss = Backend.nll_loss
+        nll_loss_backward = Backend.nll_loss_backward
+
     rng = np.random.default_rng(8)
     x = sample(rng, (12, 6), dt.float32)
     y = rng.integers(0, 6, 12)
     y[5] = -100
     grads = []
-    for spec in ("Fusion(Autodiff(OpenCL()))", "Autodiff(OpenCL())"):
-        S = st.backend(spec)
+    for S in (Fusion(Autodiff(NoLossKernels())), st.backend("Autodiff(OpenCL())")):
         t = st.from_numpy(x, backend=S).requires_grad_()
         with fusion.trace() as tr:
             loss = st.functional.cross_entropy(t, st.from_numpy(y, backend=S))
             loss.backward()
             grads.append((loss.item(), t.grad.numpy()))
-        if spec.startswith("Fusion"):
+        if isinstance(S, Fusion):
             assert "nll_loss" not in tr.summary() and tr.fused
     assert grads[0][0] == pytest.approx(grads[1][0], rel=1e-6)
     np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-5, atol=1e-7)
+
+
+def test_nll_loss_kernel_matches_the_composition(B):
+    """OpenCL's one-kernel nll_loss and its gradient against the protocol's composition on
+    the same device and torch (float64): every reduction, class weights, ignored targets,
+    spatial targets; past NLL_MAX targets the composition runs (same values)."""
+    torch = pytest.importorskip("torch")
+    from strata.backends.opencl import nn_ops
+    from strata.core.backend import Backend
+    rng = np.random.default_rng(9)
+    cases = [((64, 10), None), ((5, 7, 3, 4), None), ((6, 4), "w"), ((3, 5, 8), "w")]
+    for (shape, wt), red in ((c, r) for c in cases for r in ("mean", "sum", "none")):
+        x = np.log(rng.dirichlet(np.ones(shape[1]), size=(shape[0],) + shape[2:]))
+        x = np.moveaxis(x, -1, 1).astype(np.float32)
+        t = rng.integers(0, shape[1], (shape[0],) + shape[2:])
+        t.flat[1] = -100
+        w = rng.random(shape[1]).astype(np.float32) if wt else None
+        args = [B.from_numpy(x, dt.float32), B.from_numpy(t, dt.int64),
+                None if w is None else B.from_numpy(w, dt.float32), -100, red]
+        got = B.to_numpy(B.nll_loss(*args))
+        comp = B.to_numpy(Backend.nll_loss(B, *args))
+        ref = torch.nn.functional.nll_loss(torch.tensor(x, dtype=torch.float64), torch.tensor(t),
+                                           None if w is None else torch.tensor(w, dtype=torch.float64),
+                                           ignore_index=-100, reduction=red).numpy()
+        np.testing.assert_allclose(got, comp, rtol=2e-6, atol=1e-6)
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=1e-5)
+        gshape = t.shape if red == "none" else ()
+        g = rng.standard_normal(gshape).astype(np.float32)
+        gargs = [B.from_numpy(g, dt.float32)] + args
+        np.testing.assert_allclose(B.to_numpy(B.nll_loss_backward(*gargs)),
+                                   B.to_numpy(Backend.nll_loss_backward(B, *gargs)),
+                                   rtol=1e-6, atol=1e-7)
+    big = nn_ops.NLL_MAX + 3
+    x = rng.standard_normal((big, 2)).astype(np.float32)
+    t = rng.integers(0, 2, big)
+    args = [B.from_numpy(x, dt.float32), B.from_numpy(t, dt.int64), None, -100, "sum"]
+    np.testing.assert_allclose(B.to_numpy(B.nll_loss(*args)),
+                               -np.float64(x[np.arange(big), t]).sum(), rtol=1e-4)
 
 
 # ---------------------------------------------------------------------------- reductions

@@ -1,9 +1,11 @@
-"""matmul, conv2d, pooling, softmax and layer norm of the OpenCL backend (matmul.cl, nn.cl)."""
+"""matmul, conv2d, pooling, softmax, layer norm and nll_loss of the OpenCL backend (matmul.cl, nn.cl,
+nll.cl)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...core import dtype as dt
+from ...core.backend import Backend
 from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
 from ...core.shape import broadcast_shapes, numel
@@ -29,6 +31,13 @@ def _pair(v, name):
     if len(v) != 2:
         raise ShapeError(f"{name} must have two values (h, w), got {tuple(v)}")
     return int(v[0]), int(v[1])
+
+
+# nll_loss in one kernel up to this many targets (one work-group walks them); larger losses
+# (segmentation maps) take the protocol's composition, which spreads over the device
+NLL_MAX = 1 << 16
+NLL_WG = 256
+_NLL_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 
 
 class NNOps:
@@ -242,6 +251,75 @@ class NNOps:
 
     def log_softmax(self, x, axis: int):
         return self._softmax(x, axis, True)
+
+    # ---------------------------------------------------------------- nll_loss
+    def _nll_kernel(self, d, name: str):
+        def source():
+            return self._header(d) + f"#define WG {NLL_WG}\n" + self._programs.source("nll.cl")
+        return self._kernel(("nll", d.name), name, source)
+
+    def _nll_plain(self, logp: CLArray, target: CLArray, weight, g=None):
+        """(C, S) when the one-kernel path applies: batched dense float logp (N, C, d...),
+        dense int64 targets (N, d...), a dense (C,) weight of logp's dtype or none, a dense
+        incoming gradient, at most NLL_MAX targets (one work-group walks them all)."""
+        d = logp.dtype
+        ls, ts = logp.layout.shape, target.layout.shape
+        if (d.kind != 2 or len(ls) < 2 or target.dtype is not dt.int64
+                or ts != ls[:1] + ls[2:] or not 0 < target.layout.numel <= NLL_MAX
+                or not logp.layout.is_contiguous() or not target.layout.is_contiguous()):
+            return None
+        if weight is not None and (weight.dtype is not d or weight.layout.shape != ls[1:2]
+                                   or not weight.layout.is_contiguous()):
+            return None
+        if g is not None and (g.dtype is not d or not g.layout.is_contiguous()):
+            return None
+        return ls[1], numel(ls[2:])
+
+    def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
+        """One kernel (loss, weight sum and the targets' bounds in one work-group) where
+        _nll_plain allows; the protocol's composition otherwise."""
+        cs = self._nll_plain(logp, target, weight) if reduction in _NLL_REDUCTIONS else None
+        if cs is None:
+            return Backend.nll_loss(self, logp, target, weight, ignore_index, reduction)
+        C, S = cs
+        d = logp.dtype
+        n = target.layout.numel
+        out = self._new(target.layout.shape if reduction == "none" else (), d)
+        bounds = self._new((2,), dt.int64)
+        w = weight if weight is not None else logp
+        self._run(self._nll_kernel(d, "nll_loss_wg"), (NLL_WG,), (NLL_WG,), out.buf, bounds.buf,
+                  logp.buf, np.int64(logp.layout.offset), target.buf,
+                  np.int64(target.layout.offset), w.buf, np.int64(w.layout.offset),
+                  np.int32(weight is not None), np.int64(n), np.int64(C), np.int64(S),
+                  np.int64(ignore_index), np.int32(_NLL_REDUCTIONS[reduction]))
+        self._check_nll_bounds(bounds, C, ignore_index)
+        return out
+
+    def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
+        """One kernel writing the whole gradient (plus one for the weight sum under 'mean')."""
+        cs = (self._nll_plain(logp, target, weight, g) if reduction in _NLL_REDUCTIONS
+              and g.layout.shape == (target.layout.shape if reduction == "none" else ())
+              else None)
+        if cs is None:
+            return Backend.nll_loss_backward(self, g, logp, target, weight, ignore_index,
+                                             reduction)
+        C, S = cs
+        d = logp.dtype
+        n = target.layout.numel
+        w = weight if weight is not None else logp
+        wargs = (w.buf, np.int64(w.layout.offset), np.int32(weight is not None))
+        tgt = (target.buf, np.int64(target.layout.offset))
+        div = self._new((1,), d)
+        if reduction == "mean":
+            self._run(self._nll_kernel(d, "nll_weight_sum"), (NLL_WG,), (NLL_WG,), div.buf, *tgt,
+                      *wargs, np.int64(n), np.int64(C), np.int64(ignore_index))
+        grad = self._new(logp.layout.shape, d)
+        total = logp.layout.numel
+        self._launch_1d(self._nll_kernel(d, "nll_grad"), total, grad.buf, g.buf,
+                        np.int64(g.layout.offset), *tgt, *wargs, div.buf, np.int64(C),
+                        np.int64(S), np.int64(total), np.int64(ignore_index),
+                        np.int32(_NLL_REDUCTIONS[reduction]))
+        return grad
 
     def layer_norm(self, x: CLArray, normalized_ndim: int, weight, bias, eps: float) -> CLArray:
         d = x.dtype
