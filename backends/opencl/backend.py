@@ -76,6 +76,9 @@ class _Runtime:
         self.fp64 = "cl_khr_fp64" in ext
         self.fp16 = "cl_khr_fp16" in ext
         self.is_cpu = bool(device.type & cl.device_type.CPU)
+        # read once: every device attribute read is a driver call, and launches consult these
+        self.max_compute_units = device.max_compute_units
+        self.max_parameter_size = device.max_parameter_size
 
 
 _scalar = rt.scalar_arg
@@ -210,50 +213,74 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
         L = 64 if n0 >= 48 else (16 if n0 >= 12 else 4)
         return (-(-n0 // L) * L, n1, rest), (L, 1, 1)
 
-    def _elementwise(self, kernel_for, out: CLArray, out_lay: Layout, operands: list) -> None:
+    def _elementwise(self, kernel_for, out: CLArray, out_lay: Layout, operands: list,
+                     key=None) -> None:
         """Run an elementwise kernel writing out_lay of out, reading operands.
 
         operands: CLArray views already broadcast to out_lay.shape (as (array, layout)), or
         NumPy scalars. kernel_for(mode) gives the kernel for mode '<t|s per operand>_<c|s>'.
+        With `key` (what identifies kernel_for's kernels: op and dtype) the launch plan —
+        kernel, collapsed strides, grid — is worked out once per layout: that arithmetic was
+        a third of a plain op's host time, the critical path of a step on PoCL.
         """
         n = numel(out_lay.shape)
         if n == 0:
             return
-        tens = [op for op in operands if type(op) is tuple]
-        dims = collapse(out_lay.shape, [out_lay.strides] + [lay.strides for _, lay in tens])
-        pattern = "".join("t" if type(op) is tuple else "s" for op in operands)
-        prefix = "" if len(operands) == 1 else pattern + "_"
-        if len(dims) <= 1 and all(st == 1 for st in (dims[0][1] if dims else ())):
+        plan = None
+        if key is not None:
+            pkey = (key, out_lay.shape, out_lay.strides,
+                    tuple(op[1].strides if type(op) is tuple else None for op in operands))
+            plans = self._rt.__dict__.setdefault("ew_plans", {})
+            plan = plans.get(pkey)
+            if plan is None:
+                if len(plans) > 4096:
+                    plans.clear()
+                plan = plans[pkey] = self._ew_plan(kernel_for, out_lay, operands)
+        else:
+            plan = self._ew_plan(kernel_for, out_lay, operands)
+        kernel, vecs, tail, grid, local = plan
+        if vecs is None:   # dense: one index for every operand
             args = [out.buf, np.int64(out_lay.offset)]
             for op in operands:
                 if type(op) is tuple:
                     args += [op[0].buf, np.int64(op[1].offset)]
                 else:
                     args.append(op)
-            args.append(np.int64(n))
-            self._launch_1d(kernel_for(prefix + "c"), n, *args)
-            return
+        else:
+            args = [out.buf, np.int64(out_lay.offset), vecs[0]]
+            j = 1
+            for op in operands:
+                if type(op) is tuple:
+                    args += [op[0].buf, np.int64(op[1].offset), vecs[j]]
+                    j += 1
+                else:
+                    args.append(op)
+        self._run(kernel, grid, local, *args, *tail)
+
+    def _ew_plan(self, kernel_for, out_lay: Layout, operands: list) -> tuple:
+        """(kernel, stride vectors per array or None when dense, trailing arguments, global
+        size, local size) of an elementwise launch."""
+        n = numel(out_lay.shape)
+        tens = [op for op in operands if type(op) is tuple]
+        dims = collapse(out_lay.shape, [out_lay.strides] + [lay.strides for _, lay in tens])
+        pattern = "".join("t" if type(op) is tuple else "s" for op in operands)
+        prefix = "" if len(operands) == 1 else pattern + "_"
+        if len(dims) <= 1 and all(st == 1 for st in (dims[0][1] if dims else ())):
+            L = 256
+            return kernel_for(prefix + "c"), None, (np.int64(n),), (-(-n // L) * L,), (L,)
         if len(dims) > MAX_DIMS:
             raise UnsupportedError(f"{self}: an elementwise op over {len(dims)} non-mergeable "
                                    f"dims; at most {MAX_DIMS} are supported (reshape first)")
         dims = dims[::-1]  # innermost first
         sizes = [s for s, _ in dims]
-        args = [out.buf, np.int64(out_lay.offset), _vec16([sts[0] for _, sts in dims])]
-        j = 1
-        for op in operands:
-            if type(op) is tuple:
-                args += [op[0].buf, np.int64(op[1].offset), _vec16([sts[j] for _, sts in dims])]
-                j += 1
-            else:
-                args.append(op)
-        args += [_vec16(sizes), np.int32(len(sizes))]
+        vecs = [_vec16([sts[j] for _, sts in dims]) for j in range(len(tens) + 1)]
         g, l = self._strided_grid(sizes)
-        self._run(kernel_for(prefix + "s"), g, l, *args)
+        return kernel_for(prefix + "s"), vecs, (_vec16(sizes), np.int32(len(sizes))), g, l
 
     def _copy_into(self, dst: CLArray, dst_lay: Layout, src: CLArray) -> None:
         d = src.dtype
         self._elementwise(lambda m: self._ew_kernel(d, "copy", m), dst, dst_lay,
-                          [(src, broadcast_layout(src.layout, dst_lay.shape))])
+                          [(src, broadcast_layout(src.layout, dst_lay.shape))], ("copy", d))
 
     def _contiguous(self, x: CLArray) -> CLArray:
         lay = x.layout
@@ -348,7 +375,7 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
                     + self._programs.source("cast.cl", "elementwise.cl"))
         key = ("cast", src.name)
         self._elementwise(lambda m: self._kernel(key, f"to_{dtype.name}_{m}", source), out,
-                          out.layout, [(x, x.layout)])
+                          out.layout, [(x, x.layout)], ("cast", src, dtype))
         return out
 
     def sync(self) -> None:
@@ -370,7 +397,8 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
             self._run(self._ew_kernel(d, op, "v"), (-(-n // (8 * L)) * L,), (L,),
                       out.buf, np.int64(0), x.buf, np.int64(x.layout.offset), np.int64(n))
             return out
-        self._elementwise(lambda m: self._ew_kernel(d, op, m), out, out.layout, [(x, x.layout)])
+        self._elementwise(lambda m: self._ew_kernel(d, op, m), out, out.layout, [(x, x.layout)],
+                          ("unary", op, d))
         return out
 
     def _binary(self, op: str, a, b) -> CLArray:
@@ -392,7 +420,7 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
         out = self._new(shape, dt.bool_ if op in _COMPARE else d)
         ops = [(a, broadcast_layout(a.layout, shape)) if ta else _scalar(a, d),
                (b, broadcast_layout(b.layout, shape)) if tb else _scalar(b, d)]
-        self._elementwise(lambda m: self._ew_kernel(d, op, m), out, out.layout, ops)
+        self._elementwise(lambda m: self._ew_kernel(d, op, m), out, out.layout, ops, ("binary", op, d))
         return out
 
     def where(self, cond: CLArray, a, b) -> CLArray:

@@ -123,7 +123,7 @@ class FusedOps:
 
     def _fits(self, n_args: int) -> bool:
         # every argument takes at most 8 bytes; PoCL allows 1024 bytes of arguments
-        return 8 * n_args <= self._rt.device.max_parameter_size
+        return 8 * n_args <= self._rt.max_parameter_size
 
     def _fused_header(self, program, cg: Codegen, define: str) -> str:
         dtypes = set(program.input_dtypes) | set(program.const_dtypes) | {
@@ -436,7 +436,7 @@ class FusedOps:
             return k, used, stride_args, const_slots, sizes + [np.int64(R), np.int64(nout)], 0
         # the chunking of ReduceIndexOps._reduce, so that partial sums match it bit for bit
         nchunks = 1
-        units = self._rt.device.max_compute_units * 4
+        units = self._rt.max_compute_units * 4
         if nout < units:
             nchunks = max(1, min(-(-R // CHUNK_MIN), -(-units // nout)))
         chunk = -(-R // nchunks)

@@ -48,6 +48,14 @@ class NNOps:
         (NN), or TM x TN outputs with vectors of VW along k (NT). Chosen by measurement with
         bench/opencl_ops.py on PoCL (AVX2: 6 x 16 and 6 x 4 x 8 float32, ~0.5x OpenBLAS per
         core); an AVX-512 CPU (preferred width 16) takes 8 x 16, as MEASUREMENTS.md found."""
+        # worked out once: each device attribute read is a driver call (~µs on every matmul)
+        cache = self._rt.__dict__.setdefault("matmul_tiles", {})
+        t = cache.get((d, nt))
+        if t is None:
+            t = cache[(d, nt)] = self._matmul_tiles(d, nt)
+        return t
+
+    def _matmul_tiles(self, d, nt: bool) -> dict:
         dev = self._rt.device
         if self._rt.is_cpu:
             pref = max(4, dev.preferred_vector_width_double if d.itemsize == 8

@@ -75,7 +75,7 @@ class ReduceIndexOps:
                             ish, ist, ind, np.int64(R), np.int64(nout))
             return out
         nchunks = 1
-        units = self._rt.device.max_compute_units * 4
+        units = self._rt.max_compute_units * 4
         if nout < units:
             nchunks = max(1, min(-(-R // CHUNK_MIN), -(-units // nout)))
         chunk = -(-R // nchunks)
