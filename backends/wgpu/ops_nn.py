@@ -1,18 +1,26 @@
-"""matmul, conv2d, pooling, softmax, layer_norm, gather and scatter_add of the WGPU backend."""
+"""matmul, conv2d, pooling, softmax, layer_norm, gather, scatter_add and nll_loss of the WGPU
+backend."""
 from __future__ import annotations
 
 import struct
 
 from ...core import dtype as dt
+from ...core.backend import Backend
 from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
 from ...core.shape import broadcast_shapes, numel
+from .dtypes import I32_MAX, I32_MIN
 from .runtime import kernel_source
 from .tensor import WTensor, coalesce, new_tensor, run_map
 
 _MAXD = 8
 # register block of the matmul kernel: TM rows x 4*NV columns per invocation, 8x8 invocations
 _TM, _NV = 16, 2
+# nll_loss in one work-group up to this many targets (nll.wgsl); larger losses (segmentation
+# maps) take the protocol's composition, which spreads over the device. As on OpenCL.
+NLL_MAX = 1 << 16
+NLL_WG = 256
+_NLL_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 
 
 def _words(*vals) -> list:
@@ -314,6 +322,82 @@ class NNOps:
             run_map(self.rt, self._f16, "v0", wrapped, [out])
             return wrapped
         return out
+
+    # ---------------------------------------------------------------- nll_loss
+    def _nll_plain(self, logp: WTensor, target: WTensor, weight, g=None):
+        """(C, S) when the nll.wgsl kernels apply: batched dense float logp (N, C, d...), dense
+        int64 targets (N, d...), a dense (C,) weight of logp's dtype or none, a dense incoming
+        gradient of logp's dtype, 1..NLL_MAX targets (one work-group walks them all)."""
+        d = logp.dtype
+        ls, ts = logp.layout.shape, target.layout.shape
+        if (not d.is_floating_point or len(ls) < 2 or target.dtype is not dt.int64
+                or ts != ls[:1] + ls[2:] or not 0 < target.layout.numel <= NLL_MAX
+                or logp.layout.numel == 0
+                or not logp.layout.is_contiguous() or not target.layout.is_contiguous()):
+            return None
+        if weight is not None and (weight.dtype is not d or weight.layout.shape != ls[1:2]
+                                   or not weight.layout.is_contiguous()):
+            return None
+        if g is not None and (g.dtype is not d or not g.layout.is_contiguous()):
+            return None
+        return ls[1], numel(ls[2:])
+
+    def _nll_run(self, entry: str, logp, target, weight, ignore_index: int, reduction: str,
+                 C: int, S: int, bufs: list, keep: list, grid: tuple, g=None, total: int = 0):
+        """Dispatch entry point `entry` of nll.wgsl (one pipeline per entry and dtype, all with
+        the bindings out, bounds, logp, target, weight, g; unused ones are None)."""
+        t = logp.w.store
+        key = ("nll", entry, logp.dtype)
+        pipe = self.rt._pipelines.get(key) or self.rt.pipeline(key, lambda: self.rt.render(
+            "nll", ENABLE=_f16(t), COMMON=kernel_source("common"), T=t), "rwwrrrr", entry)
+        # targets are i32 on WGPU: an ignore_index outside i32 equals no target
+        fits = I32_MIN <= ignore_index <= I32_MAX
+        meta = _pack(_words(target.layout.numel, C, S, logp.layout.offset, target.layout.offset,
+                            weight.layout.offset if weight is not None else 0,
+                            weight is not None, ignore_index if fits else 0, fits,
+                            _NLL_REDUCTIONS[reduction], g.layout.offset if g is not None else 0,
+                            total))
+        self.rt.dispatch(pipe, meta, bufs, grid, keep=keep)
+
+    def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
+        """One dispatch (loss, weight sum and the targets' bounds in one work-group) where
+        _nll_plain allows; the protocol's composition otherwise."""
+        cs = self._nll_plain(logp, target, weight) if reduction in _NLL_REDUCTIONS else None
+        if cs is None:
+            return Backend.nll_loss(self, logp, target, weight, ignore_index, reduction)
+        C, S = cs
+        out = new_tensor(self.rt, target.shape if reduction == "none" else (), logp.dtype)
+        bounds = new_tensor(self.rt, (2,), dt.int64)
+        wb = [weight.st.buf if weight is not None else None]
+        keep = [out.st, bounds.st, logp.st, target.st]
+        keep += [weight.st] if weight is not None else []
+        self._nll_run("nll_loss", logp, target, weight, int(ignore_index), reduction, C, S,
+                      [out.st.buf, bounds.st.buf, logp.st.buf, target.st.buf] + wb + [None],
+                      keep, (1, 1, 1))
+        self._check_nll_bounds(bounds, C, ignore_index)
+        return out
+
+    def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
+        """One dispatch writing the whole gradient; under 'mean' each work-group sums the
+        weights itself (nll.wgsl), on a grid of at most max(C, 64) work-groups."""
+        cs = (self._nll_plain(logp, target, weight, g) if reduction in _NLL_REDUCTIONS
+              and g.layout.shape == (target.layout.shape if reduction == "none" else ())
+              else None)
+        if cs is None:
+            return Backend.nll_loss_backward(self, g, logp, target, weight, ignore_index,
+                                             reduction)
+        C, S = cs
+        grad = new_tensor(self.rt, logp.shape, logp.dtype)
+        total = grad.layout.numel
+        nwg = min(-(-total // NLL_WG), self.rt.max_groups)
+        if reduction == "mean":
+            nwg = min(nwg, max(C, 64))
+        wb = [weight.st.buf if weight is not None else None]
+        keep = [grad.st, target.st, g.st] + ([weight.st] if weight is not None else [])
+        self._nll_run("nll_grad", logp, target, weight, int(ignore_index), reduction, C, S,
+                      [grad.st.buf, None, None, target.st.buf] + wb + [g.st.buf], keep,
+                      (nwg, 1, 1), g, total)
+        return grad
 
 
 _SOFTMAX = """var mx = -f_inf();
