@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.backend import Backend
-from ...core.shape import numel
+from ...core.errors import ShapeError
+from ...core.shape import broadcast_shapes, numel
 from ..strided import Layout
 from . import runtime as rt
 from .array import CLArray, broadcast_layout
@@ -24,23 +25,26 @@ from .fused_codegen import Codegen
 class _Epilogue:
     """What `NNOps._matmul` needs to run one matmul with this epilogue."""
 
-    def __init__(self, owner, program, inputs, shape, write, outs):
+    def __init__(self, owner, program, inputs, shape, write, outs, modes):
         self.program = program
         self.write = write                      # program slots written, in output order
         self.outputs = outs                     # their arrays
         self.live = live_slots(program, write)
         self.used = [k for k in range(1, program.n_inputs) if k in self.live]
+        self.modes = tuple(modes[k] for k in self.used)
         cdecl, cvals = owner._const_args(program, self.live)
         self.cdecl = cdecl
         args: list = [o.buf for o in outs]
-        for k in self.used:
+        for k, mode in zip(self.used, self.modes):
             lay = broadcast_layout(inputs[k - 1].layout, shape)
-            args += [inputs[k - 1].buf, np.int64(lay.offset), np.int64(lay.strides[0]),
-                     np.int64(lay.strides[1])]
+            args += [inputs[k - 1].buf, np.int64(lay.offset)]
+            if mode == "b":
+                args += [np.int64(lay.strides[-2]), np.int64(lay.strides[-1])]
         self.args = args + cvals
 
     def kernel(self, owner, d, defs: str, name: str):
-        key = ("matmul_epilogue", d.name, defs, self.program.key, tuple(self.write))
+        key = ("matmul_epilogue", d.name, defs, self.program.key, tuple(self.write),
+               self.modes)
         return owner._fused_kernel(key, name, lambda: self.source(owner, d, defs))
 
     def source(self, owner, d, defs: str) -> str:
@@ -49,9 +53,11 @@ class _Epilogue:
         # parameter names start with e: the matmul kernels' own names (c, c0, ...) are taken
         kparams = [f"__global {ty[p.slot_dtype(s)]}* restrict eo{j}"
                    for j, s in enumerate(self.write)]
-        for k in self.used:
+        for k, mode in zip(self.used, self.modes):
             kparams += [f"__global const {ty[p.input_dtypes[k]]}* restrict ein{k}",
-                        f"const long ef{k}", f"const long esn{k}", f"const long esm{k}"]
+                        f"const long ef{k}"]
+            if mode == "b":
+                kparams += [f"const long esn{k}", f"const long esm{k}"]
         kparams += [d.replace(" c", " ec", 1) for d in self.cdecl]
         cg = Codegen(p, self.live, str(owner))
         slot_names = [f"x{k}" for k in range(p.n_inputs)] + [f"ec{j}" for j in range(len(p.consts))]
@@ -59,13 +65,17 @@ class _Epilogue:
         # the epilogue is a statement macro at the store, not a function: PoCL made a call per
         # element of the product (measured 20-30 ns each)
         loads = [f"const {ty[p.input_dtypes[0]]} x0 = STORE_T(e_v);"] if 0 in self.live else []
+        # an input is read by (row, column) strides when it is the same for every batch
+        # entry ('b': a bias, a mask) or at the output's own index when it is dense in the
+        # product's shape ('f': a residual)
         loads += [f"const {ty[p.input_dtypes[k]]} x{k} = "
-                  f"ein{k}[ef{k} + e_r * esn{k} + e_col * esm{k}];" for k in self.used]
+                  + (f"ein{k}[ef{k} + e_r * esn{k} + e_col * esm{k}];" if mode == "b"
+                     else f"ein{k}[ef{k} + e_i];") for k, mode in zip(self.used, self.modes)]
         stores = [f"eo{j}[e_i] = {slot_names[s]};" for j, s in enumerate(self.write)]
         dtypes = set(p.input_dtypes) | set(p.const_dtypes) | {d_ for _, _, d_ in p.instrs}
         lines = (['_Pragma("OPENCL FP_CONTRACT OFF")',
                   "const long e_r = (r), e_col = (col); const ACC e_v = (v);",
-                  "const long e_i = e_r * M + e_col;"] + loads + body + stores)
+                  "const long e_i = (idx);"] + loads + body + stores)
         # helpers before the kernels; fused_ops.cl turns contraction off for the file, the
         # matmul loop wants it back on (its multiply-adds are FMAs); the epilogue block turns
         # it off for itself
@@ -100,16 +110,19 @@ class FusedMatmulOps:
         if type(a) is not CLArray or type(b) is not CLArray:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         la, lb = a.layout, b.layout
-        # the epilogue indexes inputs by (row, column): 2-D products only; batched ones (and
-        # programs that are not over the product's shape) take the composition
-        if (la.ndim != 2 or lb.ndim != 2 or a.dtype is not b.dtype or la.shape[1] != lb.shape[0]
-                or shape != (la.shape[0], lb.shape[1]) or la.shape[1] == 0
+        # programs that are not over the product's shape take the composition
+        if (la.ndim < 2 or lb.ndim < 2 or a.dtype is not b.dtype
+                or la.shape[-1] != lb.shape[-2] or la.shape[-1] == 0
+                or shape != _batch(la.shape, lb.shape) + (la.shape[-2], lb.shape[-1])
                 or program.n_inputs != len(inputs) + 1 or program.input_dtypes[0] is not a.dtype
                 or (self._rt.is_cpu and not _CPU_EPILOGUE_OPS.issuperset(program.ops()))):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         # input 0 is the product: checked as a stand-in of its shape
         product = CLArray(a.storage, broadcast_layout(Layout.contiguous((1, 1)), shape), a.dtype)
         self._fused_check(program, [product] + inputs, shape, "fused_matmul")
+        modes = {k + 1: _read_mode(x, shape) for k, x in enumerate(inputs)}
+        if None in modes.values():
+            return Backend.fused_matmul(self, program, a, b, inputs, shape)
         res, made, write = plan_outputs(
             program, lambda k: CLArray(inputs[k - 1].storage,
                                        broadcast_layout(inputs[k - 1].layout, shape),
@@ -117,8 +130,29 @@ class FusedMatmulOps:
             lambda s: self._new(shape, program.slot_dtype(s)), computed_inputs=1)
         if not write or numel(shape) == 0:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
-        epi = _Epilogue(self, program, inputs, shape, write, [made[s] for s in write])
+        epi = _Epilogue(self, program, inputs, shape, write, [made[s] for s in write], modes)
         if not self._fits(_MATMUL_ARGS + len(epi.args)):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         self._matmul(a, b, epi)
         return res
+
+
+def _batch(sa: tuple, sb: tuple) -> tuple:
+    """The broadcast batch dims of a product, or a shape no program has (the composition
+    then raises the matmul's own error)."""
+    try:
+        return broadcast_shapes(sa[:-2], sb[:-2], "matmul")
+    except ShapeError:
+        return (-1,)
+
+
+def _read_mode(x: CLArray, shape: tuple):
+    """How the epilogue reads input x of a product of `shape`: 'b' by (row, column) strides
+    when it is the same for every batch entry, 'f' at the output's index when it is dense in
+    exactly that shape, None otherwise (the composition runs)."""
+    lay = broadcast_layout(x.layout, shape)
+    if not any(lay.strides[:-2]):
+        return "b"
+    if x.layout.shape == shape and x.layout.is_contiguous():
+        return "f"
+    return None
