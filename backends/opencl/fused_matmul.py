@@ -29,11 +29,23 @@ class _Epilogue:
         self.program = program
         self.write = write                      # program slots written, in output order
         self.outputs = outs                     # their arrays
-        self.live = live_slots(program, write)
-        self.used = [k for k in range(1, program.n_inputs) if k in self.live]
-        self.modes = tuple(modes[k] for k in self.used)
-        cdecl, cvals = owner._const_args(program, self.live)
-        self.cdecl = cdecl
+        # what depends on the program's structure only is worked out once
+        skey = (program.key, tuple(write), tuple(modes[k] for k in sorted(modes)))
+        cache = owner._rt.__dict__.setdefault("epilogue_specs", {})
+        spec = cache.get(skey)
+        if spec is None:
+            if len(cache) > 4096:
+                cache.clear()
+            live = live_slots(program, write)
+            used = [k for k in range(1, program.n_inputs) if k in live]
+            n_in = program.n_inputs
+            spec = cache[skey] = (live, used, tuple(modes[k] for k in used),
+                                  owner._const_args(program, live)[0],
+                                  tuple((j, d) for j, d in enumerate(program.const_dtypes)
+                                        if n_in + j in live))
+        self.live, self.used, self.modes, self.cdecl, const_slots = spec
+        self.key = (program.key, tuple(write), self.modes)   # what the kernel depends on
+        cvals = [rt.scalar_arg(program.consts[j], d) for j, d in const_slots]
         args: list = [o.buf for o in outs]
         for k, mode in zip(self.used, self.modes):
             lay = broadcast_layout(inputs[k - 1].layout, shape)
@@ -43,8 +55,7 @@ class _Epilogue:
         self.args = args + cvals
 
     def kernel(self, owner, d, defs: str, name: str):
-        key = ("matmul_epilogue", d.name, defs, self.program.key, tuple(self.write),
-               self.modes)
+        key = ("matmul_epilogue", d.name, defs) + self.key
         return owner._fused_kernel(key, name, lambda: self.source(owner, d, defs))
 
     def source(self, owner, d, defs: str) -> str:
@@ -115,7 +126,7 @@ class FusedMatmulOps:
                 or la.shape[-1] != lb.shape[-2] or la.shape[-1] == 0
                 or shape != _batch(la.shape, lb.shape) + (la.shape[-2], lb.shape[-1])
                 or program.n_inputs != len(inputs) + 1 or program.input_dtypes[0] is not a.dtype
-                or (self._rt.is_cpu and not _CPU_EPILOGUE_OPS.issuperset(program.ops()))):
+                or (self._rt.is_cpu and not _cheap(program))):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         # input 0 is the product: checked as a stand-in of its shape
         product = CLArray(a.storage, broadcast_layout(Layout.contiguous((1, 1)), shape), a.dtype)
@@ -156,3 +167,15 @@ def _read_mode(x: CLArray, shape: tuple):
     if x.layout.shape == shape and x.layout.is_contiguous():
         return "f"
     return None
+
+
+_CHEAP: dict = {}   # program structure -> whether every op is in _CPU_EPILOGUE_OPS
+
+
+def _cheap(program) -> bool:
+    hit = _CHEAP.get(program.key)
+    if hit is None:
+        if len(_CHEAP) > 4096:
+            _CHEAP.clear()
+        hit = _CHEAP[program.key] = _CPU_EPILOGUE_OPS.issuperset(program.ops())
+    return hit

@@ -84,7 +84,35 @@ class NNOps:
 
     def _matmul(self, a: CLArray, b: CLArray, epi) -> CLArray:
         """a @ b; with `epi` (fused_matmul.py) the kernel hands each result to the epilogue,
-        which writes the program's outputs (epi.outputs), and nothing is returned."""
+        which writes the program's outputs (epi.outputs), and nothing is returned.
+        Everything but buffers and offsets is planned once per (dtypes, layouts, epilogue):
+        the host side of a launch is the critical path of a step on PoCL."""
+        la, lb = a.layout, b.layout
+        pkey = (a.dtype, b.dtype, la.shape, la.strides, lb.shape, lb.strides,
+                None if epi is None else epi.key)
+        plans = self._rt.__dict__.setdefault("matmul_plans", {})
+        plan = plans.get(pkey)
+        if plan is None:
+            if len(plans) > 4096:
+                plans.clear()
+            plan = plans[pkey] = self._matmul_plan(a, b, epi)
+        kind, out_shape = plan[0], plan[1]
+        d = a.dtype
+        if kind == "zeros":
+            return self.full(out_shape, 0, d)
+        out = self._new(out_shape, d) if epi is None else epi.outputs[0]
+        if kind == "empty":
+            return out
+        k, g, loc, sc, mid = plan[2:]
+        self._run(k, g, loc, out.buf, np.int64(out.layout.offset), *sc,
+                  a.buf, np.int64(la.offset), mid[0], mid[1],
+                  b.buf, np.int64(lb.offset), *mid[2:],
+                  *(epi.args if epi is not None else ()))
+        return out
+
+    def _matmul_plan(self, a: CLArray, b: CLArray, epi) -> tuple:
+        """('empty' | 'zeros', output shape) or ('run', output shape, kernel, global size,
+        local size, output strides, the arguments after each operand's offset)."""
         d = a.dtype
         if b.dtype is not d:
             raise DTypeError(f"matmul: operands have dtypes {d.name} and {b.dtype.name}; cast first")
@@ -98,14 +126,15 @@ class NNOps:
             raise ShapeError(f"matmul: shapes {la.shape} and {lb.shape} do not match "
                              f"(inner sizes {K} and {K2})")
         batch = broadcast_shapes(la.shape[:-2], lb.shape[:-2], "matmul")
-        out = self._new(batch + (N, M), d) if epi is None else epi.outputs[0]
-        if out.layout.numel == 0:
-            return out
+        out_shape = batch + (N, M)
+        if numel(out_shape) == 0:
+            return ("empty", out_shape)
         if K == 0 and epi is None:
-            return self.full(batch + (N, M), 0, d)
+            return ("zeros", out_shape)
         la = broadcast_layout(la, batch + (N, K))
         lb = broadcast_layout(lb, batch + (K, M))
-        lc = out.layout
+        # the output is always a new dense array (the epilogue's outputs too)
+        lc = Layout.contiguous(out_shape)
         nb = len(batch)
         bdims = collapse(batch, [la.strides[:nb], lb.strides[:nb], lc.strides[:nb]])[::-1]
         if len(bdims) > 16:
@@ -120,20 +149,17 @@ class NNOps:
         gather = sb_m != 1 and not nt
         tiles = self.matmul_tiles(d, nt)
         k = self._matmul_kernel(d, nt, gather, tiles, epi)
-        nbatch = numel(batch)
         cols = _ceil(M, tiles["TN"] if nt else tiles["VW"])
         rows = _ceil(N, tiles["TM"])
         loc = tiles["local"]
-        g = (_ceil(cols, loc[0]) * loc[0], _ceil(rows, loc[1]) * loc[1], nbatch)
-        self._run(k, g, (loc[0], loc[1], 1),
-                  out.buf, np.int64(lc.offset), np.int64(lc.strides[-2]), np.int64(lc.strides[-1]),
-                  a.buf, np.int64(la.offset), np.int64(sa_n), np.int64(sa_k),
-                  b.buf, np.int64(lb.offset), np.int64(sb_k), np.int64(sb_m),
-                  np.int64(N), np.int64(K), np.int64(M),
-                  _vec16([s for s, _ in bdims]), _vec16([st[0] for _, st in bdims]),
-                  _vec16([st[1] for _, st in bdims]), _vec16([st[2] for _, st in bdims]),
-                  np.int32(len(bdims)), *(epi.args if epi is not None else ()))
-        return out
+        g = (_ceil(cols, loc[0]) * loc[0], _ceil(rows, loc[1]) * loc[1], numel(batch))
+        sc = (np.int64(lc.strides[-2]), np.int64(lc.strides[-1]))
+        mid = (np.int64(sa_n), np.int64(sa_k), np.int64(sb_k), np.int64(sb_m),
+               np.int64(N), np.int64(K), np.int64(M),
+               _vec16([s for s, _ in bdims]), _vec16([st[0] for _, st in bdims]),
+               _vec16([st[1] for _, st in bdims]), _vec16([st[2] for _, st in bdims]),
+               np.int32(len(bdims)))
+        return ("run", out_shape, k, g, (loc[0], loc[1], 1), sc, mid)
 
     # ---------------------------------------------------------------- conv and pooling
     def _nn_kernel(self, d, name: str):

@@ -68,8 +68,12 @@ class Fusion(Backend):
         return Lazy(v, tuple(i.shape(v)), i.dtype(v))
 
     def _val(self, x):
-        if type(x) is Lazy:
-            return x.value if x.value is not None else realize(self, x)
+        t = type(x)
+        if t is Lazy:
+            v = x.value
+            return v if v is not None else realize(self, x)
+        if t is tuple or t is list:
+            return t([self._val(e) for e in x])
         if isinstance(x, (list, tuple)):
             return type(x)(self._val(e) for e in x)
         return x
