@@ -130,6 +130,9 @@ def _churn(t, pooled: bool) -> Work:
 
     def run():
         live = [x * float(i) + 1.0 for i in range(8)]
+        # B is its own backend object (the harness syncs the target's): run every pending
+        # chain and wait for the device here, or Fusion and WGPU rows time nothing
+        B.sync()
         return live[-1]
     n = CHURN_SHAPE[0] * CHURN_SHAPE[1]
     return Work(run, bytes=16 * 4.0 * n * 2, note="8 live 3 MiB results of x * c + 1")
