@@ -57,6 +57,22 @@ _COLOURS = 16        # block starts spread over 16 offsets of 256 bytes within a
 _COLOUR_MIN = 65536  # below this malloc already spreads blocks over the page
 
 
+DEFAULT_HOST_MIN = 64 << 10
+
+
+def host_threshold(xp, configured) -> int:
+    """PoolConfig.host_min_bytes resolved: None means NumPy's mmap threshold while strata's
+    malloc tuning is in effect (smaller blocks come back from malloc without page faults and
+    still cache-warm), else DEFAULT_HOST_MIN."""
+    if configured is not None:
+        return configured
+    if getattr(xp, "__name__", "") == "numpy":
+        from ..backends import malloc_tuning
+        if malloc_tuning.applied:
+            return malloc_tuning.MMAP_THRESHOLD
+    return DEFAULT_HOST_MIN
+
+
 class ArrayPool:
     """`empty(shape, dtype)` from pooled blocks of an array namespace (numpy or cupy)."""
 
@@ -71,7 +87,7 @@ class ArrayPool:
         self._colour = 0
         # NumPy's op wrappers read this and allocate smaller outputs themselves, without
         # calling empty(); what does call empty() below it is served unpooled and counted
-        self.min_bytes = config.host_min_bytes
+        self.min_bytes = host_threshold(xp, config.host_min_bytes)
 
     # ------------------------------------------------------------------ allocator interface
     def empty(self, shape, dtype):
@@ -124,7 +140,7 @@ class ArrayPool:
         nbytes = dtype.itemsize
         for s in shape:
             nbytes *= s
-        cls = self.config.size_class(nbytes) if nbytes >= self.config.host_min_bytes else 0
+        cls = self.config.size_class(nbytes) if nbytes >= self.min_bytes else 0
         if len(self._classes) < 65536:  # a model's tensors come in few shapes; bound the memo
             self._classes[key] = cls
         return cls

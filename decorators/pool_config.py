@@ -47,8 +47,12 @@ class PoolConfig(BaseModel):
     #: NumPy/CuPy only: requests below this many bytes go to the array library's own allocator
     #: (counted as `bypassed`). malloc reuses small blocks in well under a microsecond, less
     #: than a Python-level pool costs per request, so pooling them only slows a step down.
-    #: 0 pools every request. Device pools (WGPU, OpenCL) pool every request regardless.
-    host_min_bytes: int = 64 << 10
+    #: 0 pools every request. None (the default): NumPy's mmap threshold when strata's malloc
+    #: tuning is on (32 MiB: malloc then reuses everything smaller without page faults, and its
+    #: LIFO reuse hands back memory still in the CPU caches, which a pool's blocks are not:
+    #: pooling the MLP step's 400 KB gradients made it 3-5% slower), else 64 KiB.
+    #: Device pools (WGPU, OpenCL) pool every request regardless.
+    host_min_bytes: int | None = None
 
     @field_validator("max_bytes")
     @classmethod
@@ -81,7 +85,7 @@ class PoolConfig(BaseModel):
     @field_validator("host_min_bytes")
     @classmethod
     def _host_min(cls, v):
-        if v < 0:
+        if v is not None and v < 0:
             raise ValueError(f"host_min_bytes must be 0 (pool everything) or a positive number "
                              f"of bytes, got {v}")
         return v

@@ -222,10 +222,27 @@ def test_device_pool_returns_foreign_buffers_to_the_raw_allocator():
     assert pool.memory_stats()["bytes_cached"] == 0 and raw.frees == 1
 
 
-def test_numpy_small_requests_bypass_the_pool_by_default():
-    """Below host_min_bytes (64 KiB) NumPy allocates the output itself (small elementwise
-    outputs never reach the pool); the pool keeps and counts only the larger blocks."""
+def test_numpy_default_threshold_follows_malloc_tuning(monkeypatch):
+    """host_min_bytes=None (the default): with strata's malloc tuning in effect NumPy keeps
+    everything below the 32 MiB mmap threshold (malloc reuses it without page faults), else
+    64 KiB; an explicit value wins."""
+    from strata.backends import malloc_tuning
+    from strata.decorators.pool_array import DEFAULT_HOST_MIN, host_threshold
+    from strata.decorators import PoolConfig
+    assert PoolConfig().host_min_bytes is None
+    monkeypatch.setattr(malloc_tuning, "applied", True)
+    assert host_threshold(np, None) == malloc_tuning.MMAP_THRESHOLD
+    assert host_threshold(np, 0) == 0 and host_threshold(np, 4096) == 4096
+    monkeypatch.setattr(malloc_tuning, "applied", False)
+    assert host_threshold(np, None) == DEFAULT_HOST_MIN
     B = st.backend("PoolAllocator(NumPy())")
+    assert B.base().allocator.min_bytes == DEFAULT_HOST_MIN
+
+
+def test_numpy_small_requests_bypass_the_pool():
+    """Below host_min_bytes (here 64 KiB) NumPy allocates the output itself (small elementwise
+    outputs never reach the pool); the pool keeps and counts only the larger blocks."""
+    B = st.backend("PoolAllocator(NumPy(), host_min_bytes=65536)")
     small = st.from_numpy(np.ones(1000, np.float32), backend=B)     # 4 KB
     big = st.from_numpy(np.ones(40000, np.float32), backend=B)      # 160 KB
     outs = [small + 1.0, small * 2.0, big + 1.0]

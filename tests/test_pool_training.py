@@ -51,16 +51,18 @@ def _run(B, steps: int, warm: int, batch: int):
     return s_warm, B.memory_stats(), in_use
 
 
-@pytest.mark.parametrize("opts, per_step", [("", 2), (", host_min_bytes=0", 20)],
-                         ids=["default", "pool-everything"])
+@pytest.mark.parametrize("opts, per_step", [(", host_min_bytes=65536", 2),
+                                             (", host_min_bytes=0", 20)],
+                         ids=["64KiB", "pool-everything"])
 def test_numpy_mlp_1000_steps_allocates_nothing_after_warmup(opts, per_step):
     B = st.backend(f"Autodiff(PoolAllocator(NumPy(){opts}))")
     s_warm, s_end, in_use = _run(B, steps=1000, warm=3, batch=16)
     new_allocs = s_end["misses"] - s_warm["misses"]
     assert new_allocs == 0, f"{new_allocs} new host blocks after warm-up"
-    # the pool really served the steps: by default the weight gradient and the optimizer
-    # scratch of the 784x128 layer (the requests of 64 KiB or more); with host_min_bytes=0
-    # every activation, gradient and scratch buffer too (about 23 requests a step)
+    # the pool really served the steps: at 64 KiB the weight gradient and the optimizer
+    # scratch of the 784x128 layer; with host_min_bytes=0 every activation, gradient and
+    # scratch buffer too (about 23 requests a step). (The default under strata's malloc
+    # tuning leaves all of these to malloc: test_pool_alloc.py)
     served = (s_end["hits"] + s_end["misses"]) - (s_warm["hits"] + s_warm["misses"])
     assert served >= per_step * 997
     assert max(in_use) <= s_warm["bytes_in_use"] + s_warm["bytes_cached"]
