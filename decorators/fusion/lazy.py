@@ -82,8 +82,8 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
     if node.value is None and node.op == "matmul":
         _run_matmul(backend, node)   # a reduction of a pending product: nothing to fuse
     if node.value is not None:
-        hit = _template(((node.dtype,), (), (), (("i", 0),), 0))
-        return hit[0], [node.value], [], None, []
+        template, _ = _cached_template(((node.dtype,), (), (), (("i", 0),), 0))
+        return template, [node.value], [], None, []
     # the pending elementwise nodes of the subgraph, then in creation order (args first)
     nodes: list = []
     seen = {id(node)}
@@ -146,14 +146,18 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
         del inputs[first]
         extra = _read_elsewhere(nodes, node, dep, id(epi))
     outs = (memo[id(node)],) + tuple(memo[id(x)] for x in extra)
-    sig = (tuple(in_dtypes), tuple(const_dtypes), tuple(instrs), outs, first)
+    template, ops = _cached_template((tuple(in_dtypes), tuple(const_dtypes), tuple(instrs),
+                                      outs, first))
+    return template.with_consts(consts), inputs, list(ops), epi, extra
+
+
+def _cached_template(sig: tuple):
     hit = _TEMPLATES.get(sig)
     if hit is None:
         if len(_TEMPLATES) > 4096:
             _TEMPLATES.clear()
         hit = _TEMPLATES[sig] = _template(sig)
-    template, ops = hit
-    return template.with_consts(consts), inputs, list(ops), epi, extra
+    return hit
 
 
 def _template(sig: tuple):
