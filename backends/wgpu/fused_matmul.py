@@ -5,18 +5,22 @@ stored; only the program's outputs are written.
 The epilogue reads input 0 as the value the plain matmul would have stored and loaded back
 (rounded to the dtype), its other inputs through (row, column) strides from the metadata
 block, and evaluates with the same expression snippets as the fused elementwise kernels, so
-the outputs are the bits of the matmul followed by the fused program. 2-D products only; a
-batched product, or a program whose inputs and constants do not fit the metadata block,
-takes the protocol's composition (matmul, then the fused program).
+the outputs are the bits of the matmul followed by the fused program. Batched products
+too, when each extra input is the same for every batch entry (read by (row, column) strides:
+a bias) or dense in the product's shape (read at the output's index: a residual); other
+inputs, or a program whose inputs and constants do not fit the metadata block, take the
+protocol's composition (matmul, then the fused program).
 """
 from __future__ import annotations
 
 from ...core.backend import Backend
-from ...core.shape import numel
+from ...core.errors import ShapeError
+from ...core.shape import broadcast_shapes, numel
 from .dtypes import WTYPES
 from ...decorators.fusion.ir import live_slots, plan_outputs
 from .fused_codegen import const_values, program_body, settle
 from .runtime import kernel_source
+from .ops_nn import _MAXD   # batch dims matmul.wgsl walks
 from .tensor import WTensor, new_tensor
 
 _FIRST_WORD = 40   # matmul.wgsl's own metadata ends here
@@ -26,17 +30,18 @@ _WORDS = 64        # the uniform block (META_BYTES / 4)
 class _Epilogue:
     """What `NNOps._matmul` needs to run one matmul with this epilogue."""
 
-    def __init__(self, owner, program, inputs, shape, write, outs):
+    def __init__(self, owner, program, inputs, shape, write, outs, modes):
         self.program = program
         self.write = write
         self.outputs = outs
         self.live = live_slots(program, write)
         self.used = [k for k in range(1, program.n_inputs) if k in self.live]
+        self.modes = tuple(modes[k] for k in self.used)
         ins = [owner._expand_to(inputs[k - 1], shape) for k in self.used]
         words: list = []
         for t in ins:
-            words += [t.layout.offset & 0xFFFFFFFF, t.layout.strides[0] & 0xFFFFFFFF,
-                      t.layout.strides[1] & 0xFFFFFFFF]
+            words += [t.layout.offset & 0xFFFFFFFF, t.layout.strides[-2] & 0xFFFFFFFF,
+                      t.layout.strides[-1] & 0xFFFFFFFF]
         self.cbase = _FIRST_WORD + len(words)
         words += const_values(program)
         self.words = words
@@ -44,7 +49,7 @@ class _Epilogue:
         self.keep = [o.st for o in outs] + [t.st for t in ins]
         self.kinds = "w" * (len(outs) - 1) + "r" * len(ins)
         self.ins = ins
-        self.key = ("epilogue", program.key, tuple(write))
+        self.key = ("epilogue", program.key, tuple(write), self.modes)
 
     def fits(self, rt) -> bool:
         return (_FIRST_WORD + len(self.words) <= _WORDS
@@ -61,10 +66,13 @@ class _Epilogue:
                  f"array<{t.w.store}>;" for b, (k, t) in enumerate(zip(self.used, self.ins))]
         consts, body, names = program_body(p, self.live, lambda j: self.cbase + j)
         stmt = [f"let x0 = {settle(w, 'x')};"] if 0 in self.live else []
-        for b, (k, t) in enumerate(zip(self.used, self.ins)):
+        for b, (k, t, mode) in enumerate(zip(self.used, self.ins, self.modes)):
             w0 = _FIRST_WORD + 3 * b
-            idx = (f"u32(bitcast<i32>(M({w0}u)) + i32(row) * bitcast<i32>(M({w0 + 1}u)) "
-                   f"+ i32(col + c) * bitcast<i32>(M({w0 + 2}u)))")
+            if mode == "b":   # the same for every batch entry: (row, column) strides
+                idx = (f"u32(bitcast<i32>(M({w0}u)) + i32(row) * bitcast<i32>(M({w0 + 1}u)) "
+                       f"+ i32(col + c) * bitcast<i32>(M({w0 + 2}u)))")
+            else:             # dense in the product's shape: the output's own index
+                idx = f"u32(bitcast<i32>(M({w0}u)) + i32(base + col + c))"
             stmt.append(f"let x{k} = {t.w.load(f'ein{k}[{idx}]')};")
         stmt += consts + body
         for j, (o, s) in enumerate(zip(outs, self.write)):
@@ -86,19 +94,44 @@ class FusedMatmulOps:
         inputs = list(inputs)
         if type(a) is not WTensor or type(b) is not WTensor:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
-        if (a.layout.ndim != 2 or b.layout.ndim != 2 or a.dtype is not b.dtype
-                or a.shape[1] != b.shape[0] or shape != (a.shape[0], b.shape[1])
-                or a.shape[1] == 0 or program.n_inputs != len(inputs) + 1
+        sa, sb = a.shape, b.shape
+        if (len(sa) < 2 or len(sb) < 2 or a.dtype is not b.dtype or sa[-1] != sb[-2]
+                or sa[-1] == 0 or len(shape) - 2 > _MAXD
+                or shape != _batch(sa, sb) + (sa[-2], sb[-1])
+                or program.n_inputs != len(inputs) + 1
                 or program.input_dtypes[0] is not a.dtype):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         self._fused_check(program, [a] + inputs)   # a stands in for the product (same dtype)
+        modes = {k + 1: _read_mode(self, x, shape) for k, x in enumerate(inputs)}
+        if None in modes.values():
+            return Backend.fused_matmul(self, program, a, b, inputs, shape)
         res, made, write = plan_outputs(
             program, lambda k: self._expand_to(inputs[k - 1], shape),
             lambda s: new_tensor(self.rt, shape, program.slot_dtype(s)), computed_inputs=1)
         if not write or numel(shape) == 0:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
-        epi = _Epilogue(self, program, inputs, shape, write, [made[s] for s in write])
+        epi = _Epilogue(self, program, inputs, shape, write, [made[s] for s in write], modes)
         if not epi.fits(self.rt):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         self._matmul(a, b, epi)
         return res
+
+
+def _batch(sa: tuple, sb: tuple) -> tuple:
+    """The broadcast batch dims of a product, or a shape no program has (the composition
+    then raises the matmul's own error)."""
+    try:
+        return broadcast_shapes(sa[:-2], sb[:-2], "matmul")
+    except ShapeError:
+        return (-1,)
+
+
+def _read_mode(owner, x: WTensor, shape: tuple):
+    """'b' when input x of a product of `shape` is the same for every batch entry, 'f' when
+    it is dense in exactly that shape, None otherwise (the composition runs)."""
+    lay = owner._expand_to(x, shape).layout
+    if not any(lay.strides[:-2]):
+        return "b"
+    if x.shape == shape and x.layout.is_contiguous():
+        return "f"
+    return None
