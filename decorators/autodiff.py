@@ -322,13 +322,13 @@ class Autodiff(Backend):
         return Tracked(v)
 
     def _record_matmul(self, a, b, v) -> Tracked:
-        """The tracked product v = a @ b. For x @ w.T with x and w 2-D (a composed linear, or
-        a user's) the recorded edge goes to w itself and the gradient is linear's, g.T @ x:
-        contiguous like w; the transposed view of x.T @ g that the matmul rule would give
-        makes every optimizer pass over it slower."""
+        """The tracked product v = a @ b. For x @ w.T with w 2-D (a composed linear, or a
+        user's; x of any rank) the recorded edge goes to w itself and the gradient is
+        linear's, g.T @ x: contiguous like w; the transposed view of x.T @ g that the matmul
+        rule would give makes every optimizer pass over it slower."""
         n = b.node
         if (n is not None and n.rule is R.permute_bw and n.saved == ((1, 0),)
-                and len(self.inner.shape(a.value)) == 2):
+                and len(self.inner.shape(a.value)) >= 2):
             w = self.inner.permute(b.value, (1, 0))
             return _rec(v, RN.mm_by_transposed_bw, (edge(a), n.next[0]), (a.value, w))
         return _rec(v, RN.matmul_bw, (edge(a), edge(b)), (a.value, b.value))

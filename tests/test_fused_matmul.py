@@ -275,15 +275,19 @@ def _base_layout(t):
     return p.layout
 
 
-def test_tracked_linear_relu_is_one_forward_kernel_with_linear_gradients(B, monkeypatch):
-    """Fusion(Autodiff(X)) in training: relu(linear(x, w, b)) is one matmul kernel that also
-    writes the product for the backward (no matmul runs twice: one forward, two backward);
-    the weight gradient comes back contiguous like the weight, and all gradients match torch."""
+@pytest.mark.parametrize("order", ["Fusion(Autodiff({}))", "Autodiff(Fusion({}))"])
+@pytest.mark.parametrize("xshape", [(12, 9), (3, 4, 9)])
+def test_tracked_linear_relu_is_one_forward_kernel_with_linear_gradients(B, order, xshape,
+                                                                         monkeypatch):
+    """In training, relu(linear(x, w, b)) is one matmul kernel (x of rank 3 too: one batched
+    product, no reshape ending the chain); under Fusion(Autodiff(X)) it also writes the
+    product for the backward. No matmul runs twice (one forward, two backward); the weight
+    gradient comes back contiguous like the weight; all gradients match torch."""
     torch = pytest.importorskip("torch")
-    S = st.backend(f"Fusion(Autodiff({B}))")
+    S = st.backend(order.format(B))
     mm = _matmuls(S, monkeypatch)
     rng = np.random.default_rng(5)
-    x, w, b = _data(rng, 12, 9), _data(rng, 7, 9), _data(rng, 7)
+    x, w, b = _data(rng, *xshape), _data(rng, 7, 9), _data(rng, 7)
     X, W, Bb = (st.from_numpy(v, backend=S).requires_grad_() for v in (x, w, b))
     with st.fusion.trace() as t:
         y = F.relu(F.linear(X, W, Bb))
@@ -291,11 +295,12 @@ def test_tracked_linear_relu_is_one_forward_kernel_with_linear_gradients(B, monk
     assert [ops for kind, ops in t.events if kind == "fused"] == [("matmul", "add", "relu")]
     assert mm[0] == 1
     (y * y).sum().backward()
+    grads = [t_.grad.numpy() for t_ in (X, W, Bb)]   # under Autodiff(Fusion) reading runs them
     assert mm[0] == 3
     tx, tw, tb = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, w, b))
     ty = torch.relu(torch.nn.functional.linear(tx, tw, tb))
     (ty * ty).sum().backward()
     np.testing.assert_allclose(y_np, ty.detach().numpy(), rtol=1e-5, atol=1e-5)
-    for s_, t_ in ((X, tx), (W, tw), (Bb, tb)):
-        np.testing.assert_allclose(s_.grad.numpy(), t_.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for g, t_ in zip(grads, (tx, tw, tb)):
+        np.testing.assert_allclose(g, t_.grad.numpy(), rtol=1e-4, atol=1e-5)
     assert _base_layout(W.grad).is_contiguous()

@@ -202,6 +202,11 @@ class Fusion(Backend):
         # the bias and the activation after it become the matmul's epilogue; a tracking
         # Autodiff layer below records x @ w.T with linear's gradients (Autodiff.matmul)
         if "linear" in self._compose or self._compose_linear:
+            if self._epilogue and len(x.shape) >= 3:
+                # one batched product of x's own shape: Backend.linear's reshape to rows and
+                # back would end the pending chain before the activation could join it
+                out = self.matmul(x, self.permute(w, (1, 0)))
+                return self.add(out, b) if b is not None else out
             return Backend.linear(self, x, w, b)
         stats.record_unfused("linear")
         return self._out(self.inner.linear(*self._val((x, w, b))))
