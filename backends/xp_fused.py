@@ -38,12 +38,15 @@ _plans: dict = {}   # (program.key, input layout, shape, donate) -> _Plan
 
 class _Plan:
     """steps: (fn, arg slots, buffer id, or -1 for a backend call that allocates its result).
-    buffers: (shape, numpy dtype) per buffer id; donors: buffer id -> input index."""
+    buffers: (shape, numpy dtype) per buffer id; nbytes: their sizes; donors: buffer id ->
+    input index."""
 
-    __slots__ = ("steps", "buffers", "donors")
+    __slots__ = ("steps", "buffers", "nbytes", "donors")
 
     def __init__(self, steps, buffers, donors):
         self.steps, self.buffers, self.donors = steps, buffers, donors
+        self.nbytes = tuple(int(np.prod(shp, dtype=np.int64)) * np.dtype(d).itemsize
+                            for shp, d in buffers)
 
 
 def _generic(B, op, d):
@@ -135,7 +138,10 @@ def fused_elementwise(B, program, inputs, shape, alloc=None, donate=None):
         if len(_plans) >= _MAX_PLANS:
             _plans.clear()
         plan = _plans[key] = _build(B, program, inputs, shape, donate)
-    new = np.empty if alloc is None else alloc.empty  # a PoolAllocator's pool when set
+    # a PoolAllocator's pool when set, for the buffers it takes (smaller ones never reach it:
+    # a call into the pool only to be passed on costs more than the allocation)
+    new = np.empty if alloc is None else alloc.empty
+    lim = getattr(alloc, "min_bytes", 0) if alloc is not None else 0
     bufs = [None] * len(plan.buffers)
     for bid, i in plan.donors.items():
         a = inputs[i]
@@ -150,7 +156,7 @@ def fused_elementwise(B, program, inputs, shape, alloc=None, donate=None):
         out = bufs[bid]
         if out is None:
             shp, npd = plan.buffers[bid]
-            out = bufs[bid] = new(shp, npd)
+            out = bufs[bid] = (np.empty if lim and plan.nbytes[bid] < lim else new)(shp, npd)
         if len(args) == 2:
             slots.append(fn(slots[args[0]], slots[args[1]], out=out))
         else:
