@@ -144,6 +144,11 @@ class Backend(NNDefaults):
     #: instead of stalling the queue mid-step, as CUDA's device-side asserts are in PyTorch
     asynchronous = False
 
+    #: Under Fusion, elementwise results with fewer elements than this run at once on this
+    #: backend instead of joining a fused program (0: always fuse). A host backend whose op
+    #: costs a few µs gains nothing from fusing small ops and pays for recording them.
+    fusion_eager_below = 0
+
     def defer_check(self, check) -> None:
         """Run check() — which reads values back and raises on bad input — before the next
         value leaves the base backend (its next to_numpy or sync). Synchronous backends run

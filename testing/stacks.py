@@ -27,6 +27,10 @@ STACKS: list[tuple[str, tuple[str, ...]]] = [
     ("Fusion(NumPy())", ("NumPy", "Fusion")),
     ("Fusion(Autodiff(NumPy()))", ("NumPy", "Fusion", "Autodiff")),
     ("Autodiff(Fusion(NumPy()))", ("NumPy", "Fusion", "Autodiff")),
+    # eager_below=0: on NumPy the harness's small tensors would otherwise run op by op
+    ("Fusion(NumPy(), eager_below=0)", ("NumPy", "Fusion")),
+    ("Fusion(Autodiff(NumPy()), eager_below=0)", ("NumPy", "Fusion", "Autodiff")),
+    ("Autodiff(Fusion(NumPy(), eager_below=0))", ("NumPy", "Fusion", "Autodiff")),
     ("Fusion(OpenCL())", ("OpenCL", "Fusion")),
     ("Fusion(Autodiff(OpenCL()))", ("OpenCL", "Fusion", "Autodiff")),
     ("Autodiff(Fusion(OpenCL()))", ("OpenCL", "Fusion", "Autodiff")),

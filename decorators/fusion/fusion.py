@@ -10,6 +10,7 @@ interpreter, so Fusion over it is a correct pass-through.
 """
 from __future__ import annotations
 
+import math
 import weakref
 
 from ...core import dtype as dt
@@ -34,11 +35,20 @@ def _has_autodiff(b: Backend) -> bool:
 class Fusion(Backend):
     """`Fusion(Autodiff(OpenCL()))` or `Autodiff(Fusion(OpenCL()))`: both fuse forward and backward."""
 
-    def __init__(self, inner: Backend):
+    def __init__(self, inner: Backend, eager_below: int | None = None):
         if not isinstance(inner, Backend):
             raise TypeError(f"Fusion wraps a backend, got {type(inner).__name__}; "
                             f"e.g. Fusion(OpenCL())")
+        if eager_below is not None and (isinstance(eager_below, bool)
+                                        or not isinstance(eager_below, int) or eager_below < 0):
+            raise ValueError(f"Fusion(eager_below=...) takes a number of elements >= 0 (0: "
+                             f"fuse everything), got {eager_below!r}")
         self.inner = inner
+        # elementwise results smaller than this run at once (the base's hint by default:
+        # NumPy's small ops cost less than recording them; devices always fuse)
+        self._eager_below = (inner.base().fusion_eager_below if eager_below is None
+                             else eager_below)
+        self._eager_arg = eager_below
         self._ad = _has_autodiff(inner)
         # weak references to pending nodes, oldest first: sync() runs those still referenced
         # (timing, explicit waits)
@@ -58,7 +68,8 @@ class Fusion(Backend):
         self._compose_linear = self._epilogue and _uses_default(self.base(), "linear")
 
     def __repr__(self) -> str:
-        return f"Fusion({self.inner!r})"
+        extra = "" if self._eager_arg is None else f", eager_below={self._eager_arg}"
+        return f"Fusion({self.inner!r}{extra})"
 
     __str__ = __repr__
 
@@ -108,6 +119,8 @@ class Fusion(Backend):
                     shape = broadcast_shapes(shape, s, op)
                 if ad and grad_on and not rg:
                     rg = a.rg if a.value is None else self.inner.requires_grad(a.value)
+        if shape is not None and self._eager_below and math.prod(shape) < self._eager_below:
+            return self._eager(op, args, cast_to)
         if op in BOOL_OUT:
             d = dt.bool_
         elif op == "cast":
@@ -124,6 +137,19 @@ class Fusion(Backend):
         if len(self._pending) > 4096:
             self._prune()
         return n
+
+    def _eager(self, op: str, args: tuple, cast_to) -> Lazy:
+        """Run one elementwise op on the inner backend now (see eager_below)."""
+        i = self.inner
+        vals = [self._val(a) for a in args]
+        if op == "cast":
+            r = i.cast(vals[0], cast_to)
+        elif op in ("gelu", "gelu_tanh"):
+            r = i.gelu(vals[0], "none" if op == "gelu" else "tanh")
+        else:
+            r = getattr(i, op)(*vals)
+        stats.record_unfused(op)
+        return self._wrap(r)
 
     def _prune(self) -> None:
         keep = []
