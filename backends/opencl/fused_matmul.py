@@ -3,10 +3,12 @@ handed to a generated function that evaluates the program (bias add, activation,
 writes the program's outputs — the product itself is written only when the program outputs it.
 
 The epilogue reads input 0 as the value the plain matmul would have stored (rounded to the
-dtype), its other inputs through their (row, column) strides, and evaluates with FP
-contraction off, so the outputs are the bits of matmul followed by the fused program. The
-matmul's own loop keeps its contracted multiply-adds (the pragma applies per function).
-Kernels are cached by (matmul variant, program key, outputs written).
+dtype), and evaluates with FP contraction off, so the outputs are the bits of matmul followed
+by the fused program. The matmul's own loop keeps its contracted multiply-adds (the pragma
+applies per function). Its other inputs are read through their (row, column) strides when
+they are the same for every batch entry (a bias), or at the output's own index when they are
+dense in the product's shape (a residual); other inputs take the composition. Kernels are
+cached by (matmul variant, program key, outputs written, how each input is read).
 """
 from __future__ import annotations
 
