@@ -6,16 +6,31 @@ elements, not bytes. Kernels read strided and broadcast (stride 0) inputs direct
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..core.shape import contiguous_strides, numel
 
 
-@dataclass(frozen=True, slots=True)
 class Layout:
-    shape: tuple
-    strides: tuple
-    offset: int = 0
+    """shape, strides and offset of a view; treated as immutable (every method returns a new
+    Layout). A plain slotted class: a frozen dataclass took ~0.6 µs per construction against
+    ~0.2 µs, and the device backends build several Layouts per launch on the host's critical
+    path."""
+
+    __slots__ = ("shape", "strides", "offset")
+
+    def __init__(self, shape: tuple, strides: tuple, offset: int = 0):
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+
+    def __eq__(self, other) -> bool:
+        return (type(other) is Layout and self.shape == other.shape
+                and self.strides == other.strides and self.offset == other.offset)
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.strides, self.offset))
+
+    def __repr__(self) -> str:
+        return f"Layout(shape={self.shape}, strides={self.strides}, offset={self.offset})"
 
     @staticmethod
     def contiguous(shape: tuple, offset: int = 0) -> "Layout":
