@@ -283,6 +283,13 @@ class Backend(NNDefaults):
         """a (..., n, k) @ b (..., k, m); both at least 2-D, batch dims broadcast."""
         self._unsupported("matmul")
 
+    def int8_matmul(self, a, b):
+        """Exact int32 products of int8 codes: a (n, k) @ b (k, m), both holding integers in
+        -128..127 (as int8, int32 or integer-valued float32). Quantized GEMMs call it; the
+        default casts to int32 and runs matmul; a backend with a packed int8 dot product
+        (WGPU's dot4I8Packed) overrides it."""
+        return self.matmul(self.cast(a, dt.int32), self.cast(b, dt.int32))
+
     # ================================================================ accelerated ops (defaults)
     def sigmoid(self, x):
         # 1 / (1 + exp(-x)) overflows to inf for very negative x, which still gives 0 correctly

@@ -321,6 +321,10 @@ class Autodiff(Backend):
             return self._record_matmul(a, b, v)
         return Tracked(v)
 
+    def int8_matmul(self, a, b):
+        # integer products (quantized inference): nothing to differentiate
+        return Tracked(self.inner.int8_matmul(a.value, b.value))
+
     def _record_matmul(self, a, b, v) -> Tracked:
         """The tracked product v = a @ b. For x @ w.T with w 2-D (a composed linear, or a
         user's; x of any rank) the recorded edge goes to w itself and the gradient is

@@ -20,6 +20,7 @@ from . import exprs
 from .dtypes import WTYPES, from_storage, scalar_bits, to_storage, unsupported
 from .fused import FusedOps
 from .fused_matmul import FusedMatmulOps
+from .int8 import Int8Ops
 from .ops_nn import NNOps
 from .ops_reduce import ReduceOps
 from .runtime import Runtime
@@ -28,7 +29,7 @@ from .tensor import WTensor, new_tensor, run_map, upload
 _NAMES = re.compile(r"\b([abc])\b")
 
 
-class WGPU(FusedMatmulOps, FusedOps, NNOps, ReduceOps, Backend):
+class WGPU(FusedMatmulOps, FusedOps, Int8Ops, NNOps, ReduceOps, Backend):
     """WebGPU backend. `WGPU(power_preference="high-performance", adapter=None)`."""
 
     asynchronous = True  # ops queue work; input checks wait for the next read-back

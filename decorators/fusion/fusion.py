@@ -409,7 +409,7 @@ for _n in ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "remainder",
            "bitwise_and", "bitwise_or", "bitwise_xor", "eq", "ne", "lt", "le", "gt", "ge",
            "logical_and", "logical_or", "logical_xor"):
     setattr(Fusion, _n, _lazy_binary(_n))
-for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin",
+for _n in ("full", "arange", "random_uniform", "random_normal", "argmax", "argmin", "int8_matmul",
            "permute", "expand", "slice", "pad", "cat", "flip", "gather", "scatter_add",
            "prod", "cumsum", "cumprod", "index_select", "scatter", "softmax", "log_softmax",
            "nll_loss", "nll_loss_backward", "conv2d", "conv2d_weight_backward",

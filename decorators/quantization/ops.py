@@ -6,7 +6,9 @@ Two paths, chosen per call and recorded (see `last_path()` / `path_counts()`):
   the weight has one scale per output channel or per tensor: activations are quantized to
   int8 codes, the product of codes is accumulated exactly, and one rescale per output channel
   gives the result (y = sx * sw[o] * (xq @ wq^T - zx * colsum(wq)) + b). Exact accumulation runs
-  as "int32" (the backend's integer matmul: OpenCL, WGPU) or as "float32-exact" (integer-valued
+  as "int32" (the backend's int8_matmul: int32 operands on OpenCL; on WGPU packed int8 dot
+  products with dot4I8Packed where the adapter compiles it, recorded as "dot4I8Packed") or
+  as "float32-exact" (integer-valued
   float32 operands in the BLAS/float kernel, exact while K * max|xq| * max|wq| < 2^24; NumPy's
   integer matmul has no BLAS and is ~200x slower than its float32 one), or "float64-exact"
   when the float32 bound fails.
@@ -183,7 +185,13 @@ def qmatmul_core(B, x, q: QTensor, bias, act: ActQuant | None, transpose: bool, 
         if chosen != mode:
             m, colsum, wmax, srow = _gemm_operand(B, q, chosen, transpose)
         xq = quantize_activation(B, x2, act)
-        if chosen == "int32":
+        if chosen == "int32" and wmax <= 127:
+            # both operands are int8 codes (an affine weight's code - zero point can leave
+            # that range): the backend's int8 product, packed dot products on WGPU
+            acc = B.cast(B.int8_matmul(xq, m), dt.float32)
+            if getattr(B.base(), "int8_dot4", False):
+                chosen = "dot4I8Packed"
+        elif chosen == "int32":
             acc = B.cast(B.matmul(B.cast(xq, dt.int32), m), dt.float32)
         elif chosen == "float64-exact":
             acc = B.cast(B.matmul(B.cast(xq, dt.float64), m), dt.float32)
