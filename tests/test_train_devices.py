@@ -50,7 +50,10 @@ def _reference(tmp, epochs, train_subset, test_subset):
 
 @need_mnist
 @pytest.mark.parametrize("spec", _stacks(["Autodiff(OpenCL())", "Autodiff(WGPU())",
-                                          "Fusion(Autodiff(NumPy()))"]))
+                                          "Fusion(Autodiff(NumPy()))",
+                                          "Fusion(Autodiff(NumPy()), eager_below=0)",
+                                          "Fusion(Autodiff(OpenCL()))",
+                                          "Autodiff(Fusion(OpenCL()))"]))
 def test_mlp_subset_matches_numpy_stack(spec, tmp_path):
     ref = _reference(tmp_path, 1, 1024, 500)
     got = _train(spec, tmp_path, 1, 1024, 500)
