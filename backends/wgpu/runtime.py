@@ -226,7 +226,12 @@ class Runtime:
         if None in buffers:
             buffers = [b if b is not None else self._dummy if kinds[i] == "r" else self._dummy_w
                        for i, b in enumerate(buffers, 1)]
-        bg = self.bind_groups.get(bgl, buffers)
+        # cached only where buffers come back (a pool): with the default allocator each
+        # dispatch binds at least one new output buffer, so no entry would ever be reused
+        if type(self.allocator) is DefaultAllocator:
+            bg = self.bind_groups.create(bgl, buffers)
+        else:
+            bg = self.bind_groups.get(bgl, buffers)
         cp = self._ensure_pass()
         cp.set_pipeline(pipeline)
         cp.set_bind_group(0, bg, (off,))
