@@ -151,3 +151,21 @@ class Layout:
         if oi != len(old):
             return None
         return Layout(shape, tuple(new_strides), self.offset)
+
+
+def epilogue_read_mode(lay: Layout, shape: tuple):
+    """How a matmul epilogue reads an input laid out as `lay` next to a product of `shape`:
+    'b' by (row, column) strides when it is the same for every batch entry (a bias), 'f' at
+    the output's own index when it is dense in exactly that shape (a residual), None
+    otherwise (the backend then runs the composition)."""
+    extra = len(shape) - len(lay.shape)
+    if extra < 0:
+        return None
+    # a batch dim contributes nothing when the product has size 1 there, or when the input
+    # lacks it, has size 1 (broadcast) or stride 0 there
+    if all(shape[d] == 1 or d < extra or lay.shape[d - extra] == 1 or lay.strides[d - extra] == 0
+           for d in range(len(shape) - 2)):
+        return "b"
+    if lay.shape == shape and lay.is_contiguous():
+        return "f"
+    return None

@@ -23,6 +23,17 @@ def broadcast_shapes(a: tuple, b: tuple, op: str = "op") -> tuple:
     return tuple(out)
 
 
+def matmul_shape(a: tuple, b: tuple):
+    """The shape of a (..., n, k) @ (..., k, m) product, or None when the operands do not
+    fit (then the matmul itself raises its own error)."""
+    if len(a) < 2 or len(b) < 2 or a[-1] != b[-2]:
+        return None
+    try:
+        return broadcast_shapes(a[:-2], b[:-2], "matmul") + (a[-2], b[-1])
+    except ShapeError:
+        return None
+
+
 def broadcast_many(shapes, op: str = "op") -> tuple:
     out = ()
     for s in shapes:

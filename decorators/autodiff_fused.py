@@ -4,6 +4,7 @@ kernel — so `Fusion(Autodiff(B))` fuses its backward pass too."""
 from __future__ import annotations
 
 from ..core import grad_mode
+from ..core.memo import memo
 from .autodiff_engine import Node, Tracked, edge
 from .autodiff_rules import rule, unbroadcast
 from .fusion.grad import backward_program
@@ -15,13 +16,8 @@ _cache: dict = {}
 
 
 def _derivative(program, k, active):
-    key = (program.key, program.consts, k, active)
-    hit = _cache.get(key)
-    if hit is None:
-        if len(_cache) > 4096:
-            _cache.clear()
-        hit = _cache[key] = backward_program(program, active, {k})
-    return hit
+    return memo(_cache, (program.key, program.consts, k, active),
+                lambda: backward_program(program, active, {k}))
 
 
 @rule("FusedBackward")
@@ -92,13 +88,9 @@ _PRODUCT: dict = {}   # program structure -> the program with input 0 as an extr
 
 
 def _with_product(program):
-    hit = _PRODUCT.get(program.key)
-    if hit is None:
-        if len(_PRODUCT) > 4096:
-            _PRODUCT.clear()
-        hit = _PRODUCT[program.key] = Program(program.input_dtypes, program.const_dtypes,
-                                              program.consts, program.instrs,
-                                              program.outputs + (0,))
+    hit = memo(_PRODUCT, program.key, lambda: Program(
+        program.input_dtypes, program.const_dtypes, program.consts, program.instrs,
+        program.outputs + (0,)))
     return hit.with_consts(program.consts)
 
 

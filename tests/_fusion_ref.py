@@ -192,3 +192,14 @@ def random_int_program(rng, d, n_in, n_ops):
             r = b.op("cast", b.op("add", w, w), dtype=d)
         vals.append(r)
     return b.finish([vals[-1], vals[-2]])
+
+
+def check_random_int_program(B, d, seed: int = 7):
+    """A random 14-op integer program over strided, broadcast and transposed inputs of shape
+    (6, 5, 4): B's fused kernel must give exactly the unfused ops' and NumPy's values."""
+    rng = np.random.default_rng(seed)
+    shape = (6, 5, 4)
+    p = random_int_program(rng, d, 3, 14)
+    pairs = [make_input(B, rng, d, shape, k) for k in ("strided", "bcast", "transposed")]
+    ins, arrays = [q for q, _ in pairs], [a for _, a in pairs]
+    check_outputs(B, p, ins, arrays, shape, B.fused_elementwise(p, ins, shape), 0, 0)

@@ -187,15 +187,27 @@ def test_bad_inputs_are_clear_errors():
         Q.linear(st.randn(2, 8, backend=other), w)
 
 
-def test_int32_and_float32_exact_accumulation_agree_bit_for_bit():
+@pytest.mark.parametrize("spec", [None, "WGPU()"])
+def test_int32_and_float32_exact_accumulation_agree_bit_for_bit(spec):
+    """The integer path (the backend's int8_matmul: int32 operands, on WGPU dot4I8Packed
+    where the adapter compiles it) gives the bits of the float32-exact path."""
+    if spec is None:
+        S, int_path = st.get_default_backend(), "int8-int32"
+    else:
+        pytest.importorskip("wgpu")
+        try:
+            S = st.backend(spec)
+        except st.BackendError as e:
+            pytest.skip(f"{spec}: {e}")
+        int_path = "int8-dot4I8Packed" if S.int8_dot4 else "int8-int32"
     rng = np.random.default_rng(6)
-    x = st.from_numpy(rng.standard_normal((9, 300)).astype(np.float32))
-    q = Q.quantize(st.from_numpy(rng.standard_normal((20, 300)).astype(np.float32)))
+    x = st.from_numpy(rng.standard_normal((9, 300)).astype(np.float32), backend=S)
+    q = Q.quantize(st.from_numpy(rng.standard_normal((20, 300)).astype(np.float32), backend=S))
     act = Q.calibrate_activation([x])
     try:
         Q.set_int_accumulation("int32")
         a = Q.linear(x, q, act=act).numpy()
-        assert Q.last_path()["path"] == "int8-int32"
+        assert Q.last_path()["path"] == int_path
         Q.set_int_accumulation("float32-exact")
         b = Q.linear(x, q, act=act).numpy()
         assert Q.last_path()["path"] == "int8-float32-exact"

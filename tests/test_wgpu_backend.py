@@ -2,13 +2,10 @@
 (Mesa lavapipe in CI). Layout views (transposed, sliced, flipped, broadcast) feed every kernel."""
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg"))
+from strata.tests._wgpu_util import make_backend  # (sets XDG_RUNTIME_DIR)
 pytest.importorskip("wgpu")
 
 from strata.core import dtype as dt  # noqa: E402
@@ -18,12 +15,7 @@ from strata.core.errors import DTypeError, ShapeError, UnsupportedError  # noqa:
 
 @pytest.fixture(scope="module")
 def B():
-    from strata.backends.wgpu import WGPU
-    from strata.core.errors import BackendError
-    try:
-        return WGPU()
-    except BackendError as e:
-        pytest.skip(str(e))
+    return make_backend()
 
 
 RNG = np.random.default_rng(0)

@@ -4,13 +4,11 @@ PoolAllocator a training step reuses them all after warm-up and computes the sam
 from __future__ import annotations
 
 import gc
-import os
-import tempfile
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg"))
+import strata.tests._wgpu_util  # noqa: F401  (sets XDG_RUNTIME_DIR)
 
 import strata as st  # noqa: E402
 from strata import modules as nn  # noqa: E402

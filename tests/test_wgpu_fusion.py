@@ -3,35 +3,26 @@ Fusion stacks, checked against a NumPy float64/int64 evaluation of the program a
 unfused WGPU ops (the protocol's op-by-op interpreter on the same backend)."""
 from __future__ import annotations
 
-import math
-import os
-import tempfile
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg"))
+from strata.tests._wgpu_util import make_backend  # (sets XDG_RUNTIME_DIR)
 pytest.importorskip("wgpu")
 
 import strata as st  # noqa: E402
 from strata.core import dtype as dt  # noqa: E402
-from strata.core.backend import Backend  # noqa: E402
 from strata.core.errors import DTypeError, ShapeError  # noqa: E402
 from strata.decorators.fusion import ProgramBuilder  # noqa: E402
 from strata.decorators.fusion.ir import BINARY_OPS, COMPARE_OPS, UNARY_OPS  # noqa: E402
-from strata.tests._fusion_ref import (KINDS, check_outputs, make_input, np_eval,
-                                      random_float_program, random_int_program, sample,  # noqa: E402
+from strata.tests._fusion_ref import (KINDS, check_outputs, check_random_int_program,  # noqa: E402
+                                      make_input, np_eval, random_float_program, sample,
                                       unfused)
 
 
 @pytest.fixture(scope="module")
 def B():
-    from strata.backends.wgpu import WGPU
-    from strata.core.errors import BackendError
-    try:
-        return WGPU()
-    except BackendError as e:
-        pytest.skip(str(e))
+    return make_backend()
 
 
 def dispatches(B) -> int:
@@ -105,13 +96,7 @@ def test_random_float_programs(B, seed):
 
 @pytest.mark.parametrize("d", [dt.int32, dt.int64, dt.int8, dt.uint8])
 def test_random_int_programs(B, d):
-    rng = np.random.default_rng(7)
-    shape = (6, 5, 4)
-    p = random_int_program(rng, d, 3, 14)
-    pairs = [make_input(B, rng, d, shape, k) for k in ("strided", "bcast", "transposed")]
-    ins, arrays = [q for q, _ in pairs], [a for _, a in pairs]
-    got = B.fused_elementwise(p, ins, shape)
-    check_outputs(B, p, ins, arrays, shape, got, 0, 0)
+    check_random_int_program(B, d)
 
 
 def test_casts_where_and_comparisons(B):

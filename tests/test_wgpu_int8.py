@@ -1,27 +1,22 @@
 """int8_matmul on WGPU with dot4I8Packed: exact int32 products of int8 codes against NumPy's
-int64 product, through the decorators, and the quantized linear's integer path using it
-(recorded as "dot4I8Packed" in the diagnostics) with the same bits as float32-exact."""
+int64 product, directly and through the decorators (the quantized linear's path using it:
+tests/test_quant_ops.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 pytest.importorskip("wgpu")
+from strata.tests._wgpu_util import make_backend  # noqa: E402
 
 import strata as st  # noqa: E402
-import strata.quantization as Q  # noqa: E402
 from strata.core import dtype as dt  # noqa: E402
 from strata.core.backend import Backend  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def B():
-    from strata.backends.wgpu import WGPU
-    from strata.core.errors import BackendError
-    try:
-        B = WGPU()
-    except BackendError as e:
-        pytest.skip(str(e))
+    B = make_backend()
     if not B.int8_dot4:
         pytest.skip("this adapter's WGSL compiler has no dot4I8Packed")
     return B
@@ -72,23 +67,3 @@ def test_composition_where_dot4_is_missing(B, monkeypatch):
     np.testing.assert_array_equal(want, a @ b)
     monkeypatch.setattr(B.rt, "int8_dot4", False)
     np.testing.assert_array_equal(B.to_numpy(B.int8_matmul(A, Bm)), a @ b)
-
-
-def test_quantized_linear_takes_dot4_with_the_bits_of_float32_exact():
-    S = st.backend("WGPU()")
-    if not S.int8_dot4:
-        pytest.skip("no dot4I8Packed")
-    rng = np.random.default_rng(6)
-    x = st.from_numpy(rng.standard_normal((9, 300)).astype(np.float32), backend=S)
-    q = Q.quantize(st.from_numpy(rng.standard_normal((20, 300)).astype(np.float32), backend=S))
-    act = Q.calibrate_activation([x])
-    try:
-        Q.set_int_accumulation("int32")
-        a = Q.linear(x, q, act=act).numpy()
-        assert Q.last_path()["path"] == "int8-dot4I8Packed"
-        Q.set_int_accumulation("float32-exact")
-        b = Q.linear(x, q, act=act).numpy()
-        assert Q.last_path()["path"] == "int8-float32-exact"
-    finally:
-        Q.set_int_accumulation("auto")
-    np.testing.assert_array_equal(a, b)

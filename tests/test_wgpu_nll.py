@@ -3,13 +3,10 @@ on the same device and PyTorch (float64): every reduction, class weights, ignore
 (N, C) and spatial inputs; the deferred bounds check; one dispatch per op; the fallbacks."""
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg"))
+from strata.tests._wgpu_util import make_backend  # (sets XDG_RUNTIME_DIR)
 pytest.importorskip("wgpu")
 torch = pytest.importorskip("torch")
 
@@ -22,12 +19,7 @@ RNG = np.random.default_rng(11)
 
 @pytest.fixture(scope="module")
 def B():
-    from strata.backends.wgpu import WGPU
-    from strata.core.errors import BackendError
-    try:
-        return WGPU()
-    except BackendError as e:
-        pytest.skip(str(e))
+    return make_backend()
 
 
 def logprobs(shape, rng=RNG):
@@ -147,7 +139,7 @@ def test_every_target_ignored(B):
 def test_fallbacks_to_the_composition(B):
     """Unbatched (C,) input, a non-dense logp and more than NLL_MAX targets take the
     composition, with the same values."""
-    from strata.backends.wgpu import ops_nn
+    from strata.backends.nll_dims import NLL_MAX
     x = logprobs((1, 6))[0]
     for red in ("mean", "sum", "none"):
         args = dev_args(B, x, np.array(4), None, -100, red)
@@ -159,7 +151,7 @@ def test_fallbacks_to_the_composition(B):
     ref, _ = torch_nll(xt, t, None, -100, "sum")
     got = B.nll_loss(view, B.from_numpy(t, dt.int64), None, -100, "sum")
     np.testing.assert_allclose(B.to_numpy(got), ref, rtol=1e-5)
-    big = ops_nn.NLL_MAX + 3
+    big = NLL_MAX + 3
     xb = RNG.standard_normal((big, 2)).astype(np.float32)
     tb = RNG.integers(0, 2, big)
     args = dev_args(B, xb, tb, None, -100, "sum")

@@ -2,13 +2,10 @@
 splitting, batching and the allocator hook."""
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="xdg"))
+from strata.tests._wgpu_util import make_backend  # (sets XDG_RUNTIME_DIR)
 pytest.importorskip("wgpu")
 torch = pytest.importorskip("torch")
 
@@ -20,12 +17,7 @@ RNG = np.random.default_rng(1)
 
 @pytest.fixture(scope="module")
 def B():
-    from strata.backends.wgpu import WGPU
-    from strata.core.errors import BackendError
-    try:
-        return WGPU()
-    except BackendError as e:
-        pytest.skip(str(e))
+    return make_backend()
 
 
 def f32(B, a):

@@ -11,13 +11,13 @@ elementwise programs (the Fusion decorator's kernels) in fused.py.
 """
 from __future__ import annotations
 
-import math
 import threading
 
 import numpy as np
 
 from ...core import dtype as dt
 from ...core.backend import Backend
+from ...core.memo import memo
 from ...core.dtype import DType
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
 from ...core.shape import broadcast_shapes, numel
@@ -79,6 +79,17 @@ class _Runtime:
         # read once: every device attribute read is a driver call, and launches consult these
         self.max_compute_units = device.max_compute_units
         self.max_parameter_size = device.max_parameter_size
+        # what launches work out once and look up after (core/memo.py bounds the tables):
+        # fused kernels by program structure; launch plans by layout (fused, elementwise,
+        # matmul); validated (program, layouts) keys; matmul tiles; epilogue structures
+        self.fused_kernels: dict = {}
+        self.fused_checked: set = set()
+        self.fused_valid: set = set()
+        self.fused_plans: dict = {}
+        self.ew_plans: dict = {}
+        self.matmul_plans: dict = {}
+        self.matmul_tiles: dict = {}
+        self.epilogue_specs: dict = {}
 
 
 _scalar = rt.scalar_arg
@@ -213,48 +224,35 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
         L = 64 if n0 >= 48 else (16 if n0 >= 12 else 4)
         return (-(-n0 // L) * L, n1, rest), (L, 1, 1)
 
-    def _elementwise(self, kernel_for, out: CLArray, out_lay: Layout, operands: list,
-                     key=None) -> None:
+    def _elementwise(self, kernel_for, key: tuple, out: CLArray, out_lay: Layout,
+                     operands: list) -> None:
         """Run an elementwise kernel writing out_lay of out, reading operands.
 
         operands: CLArray views already broadcast to out_lay.shape (as (array, layout)), or
-        NumPy scalars. kernel_for(mode) gives the kernel for mode '<t|s per operand>_<c|s>'.
-        With `key` (what identifies kernel_for's kernels: op and dtype) the launch plan —
-        kernel, collapsed strides, grid — is worked out once per layout: that arithmetic was
-        a third of a plain op's host time, the critical path of a step on PoCL.
+        NumPy scalars. kernel_for(mode) gives the kernel for mode '<t|s per operand>_<c|s>';
+        `key` names those kernels (op and dtypes). The launch plan — kernel, collapsed
+        strides, grid — is worked out once per (key, layouts): that arithmetic was a third of
+        a plain op's host time, the critical path of a step on PoCL.
         """
-        n = numel(out_lay.shape)
-        if n == 0:
+        if numel(out_lay.shape) == 0:
             return
-        plan = None
-        if key is not None:
-            pkey = (key, out_lay.shape, out_lay.strides,
-                    tuple(op[1].strides if type(op) is tuple else None for op in operands))
-            plans = self._rt.__dict__.setdefault("ew_plans", {})
-            plan = plans.get(pkey)
-            if plan is None:
-                if len(plans) > 4096:
-                    plans.clear()
-                plan = plans[pkey] = self._ew_plan(kernel_for, out_lay, operands)
-        else:
-            plan = self._ew_plan(kernel_for, out_lay, operands)
+        pkey = (key, out_lay.shape, out_lay.strides,
+                tuple(op[1].strides if type(op) is tuple else None for op in operands))
+        plan = memo(self._rt.ew_plans, pkey, lambda: self._ew_plan(kernel_for, out_lay, operands))
         kernel, vecs, tail, grid, local = plan
-        if vecs is None:   # dense: one index for every operand
-            args = [out.buf, np.int64(out_lay.offset)]
-            for op in operands:
-                if type(op) is tuple:
-                    args += [op[0].buf, np.int64(op[1].offset)]
-                else:
-                    args.append(op)
-        else:
-            args = [out.buf, np.int64(out_lay.offset), vecs[0]]
-            j = 1
-            for op in operands:
-                if type(op) is tuple:
-                    args += [op[0].buf, np.int64(op[1].offset), vecs[j]]
+        # each array: buffer, offset, and its stride vector unless the launch is dense
+        args = [out.buf, np.int64(out_lay.offset)]
+        if vecs is not None:
+            args.append(vecs[0])
+        j = 1
+        for op in operands:
+            if type(op) is tuple:
+                args += [op[0].buf, np.int64(op[1].offset)]
+                if vecs is not None:
+                    args.append(vecs[j])
                     j += 1
-                else:
-                    args.append(op)
+            else:
+                args.append(op)
         self._run(kernel, grid, local, *args, *tail)
 
     def _ew_plan(self, kernel_for, out_lay: Layout, operands: list) -> tuple:
@@ -279,8 +277,8 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
 
     def _copy_into(self, dst: CLArray, dst_lay: Layout, src: CLArray) -> None:
         d = src.dtype
-        self._elementwise(lambda m: self._ew_kernel(d, "copy", m), dst, dst_lay,
-                          [(src, broadcast_layout(src.layout, dst_lay.shape))], ("copy", d))
+        self._elementwise(lambda m: self._ew_kernel(d, "copy", m), ("copy", d), dst, dst_lay,
+                          [(src, broadcast_layout(src.layout, dst_lay.shape))])
 
     def _contiguous(self, x: CLArray) -> CLArray:
         lay = x.layout
@@ -374,8 +372,8 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
                     f"#define UNARY_OPS(X) {ops}\n#define BINARY_OPS(X)\n"
                     + self._programs.source("cast.cl", "elementwise.cl"))
         key = ("cast", src.name)
-        self._elementwise(lambda m: self._kernel(key, f"to_{dtype.name}_{m}", source), out,
-                          out.layout, [(x, x.layout)], ("cast", src, dtype))
+        self._elementwise(lambda m: self._kernel(key, f"to_{dtype.name}_{m}", source),
+                          ("cast", src, dtype), out, out.layout, [(x, x.layout)])
         return out
 
     def sync(self) -> None:
@@ -397,8 +395,8 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
             self._run(self._ew_kernel(d, op, "v"), (-(-n // (8 * L)) * L,), (L,),
                       out.buf, np.int64(0), x.buf, np.int64(x.layout.offset), np.int64(n))
             return out
-        self._elementwise(lambda m: self._ew_kernel(d, op, m), out, out.layout, [(x, x.layout)],
-                          ("unary", op, d))
+        self._elementwise(lambda m: self._ew_kernel(d, op, m), ("unary", op, d), out,
+                          out.layout, [(x, x.layout)])
         return out
 
     def _binary(self, op: str, a, b) -> CLArray:
@@ -420,7 +418,8 @@ class OpenCL(FusedMatmulOps, FusedOps, NNOps, ReduceIndexOps, Backend):
         out = self._new(shape, dt.bool_ if op in _COMPARE else d)
         ops = [(a, broadcast_layout(a.layout, shape)) if ta else _scalar(a, d),
                (b, broadcast_layout(b.layout, shape)) if tb else _scalar(b, d)]
-        self._elementwise(lambda m: self._ew_kernel(d, op, m), out, out.layout, ops, ("binary", op, d))
+        self._elementwise(lambda m: self._ew_kernel(d, op, m), ("binary", op, d), out,
+                          out.layout, ops)
         return out
 
     def where(self, cond: CLArray, a, b) -> CLArray:

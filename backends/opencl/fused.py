@@ -23,6 +23,7 @@ import numpy as np
 from ...core import dtype as dt
 from ...core.backend import Backend
 from ...core.errors import DTypeError, ShapeError
+from ...core.memo import memo
 from ...core.shape import contiguous_strides, numel, reduced_shape
 from ...decorators.fusion import stats
 from ..strided import Layout
@@ -31,6 +32,9 @@ from .array import CLArray, broadcast_layout, collapse
 from ...decorators.fusion.ir import check_reduce, live_slots
 from .fused_codegen import LANES, Codegen, mask_type, vector_dtype
 from .reduce_index import CHUNK_MIN, ROW_LIMIT, WG
+
+# a launch plan found: the kernel lookup it saves counts as a compile-cache hit
+_PLAN_HIT = partial(stats.record_cache, True)
 
 # dense programs shorter than this run the one-element kernel (no 8-wide build for them)
 VECTOR_MIN = 64
@@ -65,7 +69,7 @@ class FusedOps:
     # ---------------------------------------------------------------- plumbing
     def _fused_kernel(self, key: tuple, name: str, build):
         """The cached kernel of a program structure; each lookup is a Fusion cache hit/miss."""
-        cache = self._rt.__dict__.setdefault("fused_kernels", {})
+        cache = self._rt.fused_kernels
         k = cache.get((key, name))
         stats.record_cache(k is not None)
         if k is None:
@@ -88,7 +92,7 @@ class FusedOps:
             if len(s) > nd or any(a != b and a != 1 for a, b in zip(s[::-1], shape[::-1])):
                 raise ShapeError(f"{self}.{who}: input {k} of shape {s} does not broadcast to "
                                  f"the program's shape {shape}")
-        checked = self._rt.__dict__.setdefault("fused_checked", set())
+        checked = self._rt.fused_checked
         if program.key not in checked:
             for d in set(program.const_dtypes) | {d for _, _, d in program.instrs}:
                 self._check_dtype(d)
@@ -103,7 +107,7 @@ class FusedOps:
         else:   # not OpenCL primitives: the check names the culprit
             lays = None
         key = (program.key, shape, lays)
-        valid = self._rt.__dict__.setdefault("fused_valid", set())
+        valid = self._rt.fused_valid
         if lays is None or key not in valid:
             self._fused_check(program, inputs, shape, who)
             if len(valid) > 8192:
@@ -190,14 +194,9 @@ class FusedOps:
         # worked out once into a launch plan (the host side of a launch is the critical path
         # of a step on PoCL, where the device runs on the same cores)
         pkey = (ckey, tuple(write), tuple(alias))
-        plans = self._rt.__dict__.setdefault("fused_plans", {})
-        plan = plans.get(pkey)
-        if plan is None:
-            if len(plans) > 4096:
-                plans.clear()
-            plan = plans[pkey] = self._fused_plan(program, inputs, shape, write, alias)
-        else:
-            stats.record_cache(True)   # the kernel lookup this plan saves is a cache hit
+        # a plan found is a kernel lookup saved: counted as a compile-cache hit
+        plan = memo(self._rt.fused_plans, pkey,
+                    lambda: self._fused_plan(program, inputs, shape, write, alias), _PLAN_HIT)
         if plan is None:
             # more arguments than the device takes: run op by op (correct, unfused)
             return Backend.fused_elementwise(self, program, inputs, shape)
@@ -375,14 +374,9 @@ class FusedOps:
                              f"{shape} has no identity; give a non-empty dim")
         # as in _fused_map: everything but buffers, offsets and constant values is planned once
         pkey = ("reduce", ckey, op, axes)
-        plans = self._rt.__dict__.setdefault("fused_plans", {})
-        plan = plans.get(pkey)
-        if plan is None:
-            if len(plans) > 4096:
-                plans.clear()
-            plan = plans[pkey] = self._reduce_plan(program, inputs, shape, op, axes, R, nout)
-        else:
-            stats.record_cache(True)
+        plan = memo(self._rt.fused_plans, pkey,
+                    lambda: self._reduce_plan(program, inputs, shape, op, axes, R, nout),
+                    _PLAN_HIT)
         if plan is None:
             return Backend.fused_reduce(self, program, inputs, shape, op, axes, keepdims)
         kernel, used, stride_args, const_slots, tail, nchunks = plan

@@ -15,13 +15,22 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.backend import Backend
-from ...core.errors import ShapeError
-from ...core.shape import broadcast_shapes, numel
-from ..strided import Layout
+from ...core.memo import memo
+from ...core.shape import matmul_shape, numel
+from ..strided import Layout, epilogue_read_mode
 from . import runtime as rt
 from .array import CLArray, broadcast_layout
 from ...decorators.fusion.ir import live_slots, plan_outputs
 from .fused_codegen import Codegen
+
+
+def _epilogue_spec(owner, program, write, modes) -> tuple:
+    """(live slots, used inputs, their read modes, constant declarations, live constants)."""
+    live = live_slots(program, write)
+    used = [k for k in range(1, program.n_inputs) if k in live]
+    n_in = program.n_inputs
+    return (live, used, tuple(modes[k] for k in used), owner._const_args(program, live)[0],
+            tuple((j, d) for j, d in enumerate(program.const_dtypes) if n_in + j in live))
 
 
 class _Epilogue:
@@ -33,18 +42,8 @@ class _Epilogue:
         self.outputs = outs                     # their arrays
         # what depends on the program's structure only is worked out once
         skey = (program.key, tuple(write), tuple(modes[k] for k in sorted(modes)))
-        cache = owner._rt.__dict__.setdefault("epilogue_specs", {})
-        spec = cache.get(skey)
-        if spec is None:
-            if len(cache) > 4096:
-                cache.clear()
-            live = live_slots(program, write)
-            used = [k for k in range(1, program.n_inputs) if k in live]
-            n_in = program.n_inputs
-            spec = cache[skey] = (live, used, tuple(modes[k] for k in used),
-                                  owner._const_args(program, live)[0],
-                                  tuple((j, d) for j, d in enumerate(program.const_dtypes)
-                                        if n_in + j in live))
+        spec = memo(owner._rt.epilogue_specs, skey,
+                    lambda: _epilogue_spec(owner, program, write, modes))
         self.live, self.used, self.modes, self.cdecl, const_slots = spec
         self.key = (program.key, tuple(write), self.modes)   # what the kernel depends on
         cvals = [rt.scalar_arg(program.consts[j], d) for j, d in const_slots]
@@ -124,16 +123,14 @@ class FusedMatmulOps:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         la, lb = a.layout, b.layout
         # programs that are not over the product's shape take the composition
-        if (la.ndim < 2 or lb.ndim < 2 or a.dtype is not b.dtype
-                or la.shape[-1] != lb.shape[-2] or la.shape[-1] == 0
-                or shape != _batch(la.shape, lb.shape) + (la.shape[-2], lb.shape[-1])
-                or program.n_inputs != len(inputs) + 1 or program.input_dtypes[0] is not a.dtype
+        if (shape != matmul_shape(la.shape, lb.shape) or a.dtype is not b.dtype
+                or la.shape[-1] == 0 or program.n_inputs != len(inputs) + 1 or program.input_dtypes[0] is not a.dtype
                 or (self._rt.is_cpu and not _cheap(program))):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         # input 0 is the product: checked as a stand-in of its shape
         product = CLArray(a.storage, broadcast_layout(Layout.contiguous((1, 1)), shape), a.dtype)
         self._fused_check(program, [product] + inputs, shape, "fused_matmul")
-        modes = {k + 1: _read_mode(x, shape) for k, x in enumerate(inputs)}
+        modes = {k + 1: epilogue_read_mode(x.layout, shape) for k, x in enumerate(inputs)}
         if None in modes.values():
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         res, made, write = plan_outputs(
@@ -150,34 +147,8 @@ class FusedMatmulOps:
         return res
 
 
-def _batch(sa: tuple, sb: tuple) -> tuple:
-    """The broadcast batch dims of a product, or a shape no program has (the composition
-    then raises the matmul's own error)."""
-    try:
-        return broadcast_shapes(sa[:-2], sb[:-2], "matmul")
-    except ShapeError:
-        return (-1,)
-
-
-def _read_mode(x: CLArray, shape: tuple):
-    """How the epilogue reads input x of a product of `shape`: 'b' by (row, column) strides
-    when it is the same for every batch entry, 'f' at the output's index when it is dense in
-    exactly that shape, None otherwise (the composition runs)."""
-    lay = broadcast_layout(x.layout, shape)
-    if not any(lay.strides[:-2]):
-        return "b"
-    if x.layout.shape == shape and x.layout.is_contiguous():
-        return "f"
-    return None
-
-
 _CHEAP: dict = {}   # program structure -> whether every op is in _CPU_EPILOGUE_OPS
 
 
 def _cheap(program) -> bool:
-    hit = _CHEAP.get(program.key)
-    if hit is None:
-        if len(_CHEAP) > 4096:
-            _CHEAP.clear()
-        hit = _CHEAP[program.key] = _CPU_EPILOGUE_OPS.issuperset(program.ops())
-    return hit
+    return memo(_CHEAP, program.key, lambda: _CPU_EPILOGUE_OPS.issuperset(program.ops()))

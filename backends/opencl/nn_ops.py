@@ -6,9 +6,11 @@ import numpy as np
 
 from ...core import dtype as dt
 from ...core.backend import Backend
+from ...core.memo import memo
 from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
 from ...core.shape import broadcast_shapes, numel
+from ..nll_dims import NLL_WG, REDUCTIONS, nll_dims
 from ..strided import Layout
 from .array import CLArray, broadcast_layout, collapse
 
@@ -33,11 +35,6 @@ def _pair(v, name):
     return int(v[0]), int(v[1])
 
 
-# nll_loss in one kernel up to this many targets (one work-group walks them); larger losses
-# (segmentation maps) take the protocol's composition, which spreads over the device
-NLL_MAX = 1 << 16
-NLL_WG = 256
-_NLL_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 
 
 class NNOps:
@@ -49,11 +46,7 @@ class NNOps:
         bench/opencl_ops.py on PoCL (AVX2: 6 x 16 and 6 x 4 x 8 float32, ~0.5x OpenBLAS per
         core); an AVX-512 CPU (preferred width 16) takes 8 x 16, as MEASUREMENTS.md found."""
         # worked out once: each device attribute read is a driver call (~µs on every matmul)
-        cache = self._rt.__dict__.setdefault("matmul_tiles", {})
-        t = cache.get((d, nt))
-        if t is None:
-            t = cache[(d, nt)] = self._matmul_tiles(d, nt)
-        return t
+        return memo(self._rt.matmul_tiles, (d, nt), lambda: self._matmul_tiles(d, nt))
 
     def _matmul_tiles(self, d, nt: bool) -> dict:
         dev = self._rt.device
@@ -90,12 +83,7 @@ class NNOps:
         la, lb = a.layout, b.layout
         pkey = (a.dtype, b.dtype, la.shape, la.strides, lb.shape, lb.strides,
                 None if epi is None else epi.key)
-        plans = self._rt.__dict__.setdefault("matmul_plans", {})
-        plan = plans.get(pkey)
-        if plan is None:
-            if len(plans) > 4096:
-                plans.clear()
-            plan = plans[pkey] = self._matmul_plan(a, b, epi)
+        plan = memo(self._rt.matmul_plans, pkey, lambda: self._matmul_plan(a, b, epi))
         kind, out_shape = plan[0], plan[1]
         d = a.dtype
         if kind == "zeros":
@@ -292,27 +280,10 @@ class NNOps:
             return self._header(d) + f"#define WG {NLL_WG}\n" + self._programs.source("nll.cl")
         return self._kernel(("nll", d.name), name, source)
 
-    def _nll_plain(self, logp: CLArray, target: CLArray, weight, g=None):
-        """(C, S) when the one-kernel path applies: batched dense float logp (N, C, d...),
-        dense int64 targets (N, d...), a dense (C,) weight of logp's dtype or none, a dense
-        incoming gradient, at most NLL_MAX targets (one work-group walks them all)."""
-        d = logp.dtype
-        ls, ts = logp.layout.shape, target.layout.shape
-        if (d.kind != 2 or len(ls) < 2 or target.dtype is not dt.int64
-                or ts != ls[:1] + ls[2:] or not 0 < target.layout.numel <= NLL_MAX
-                or not logp.layout.is_contiguous() or not target.layout.is_contiguous()):
-            return None
-        if weight is not None and (weight.dtype is not d or weight.layout.shape != ls[1:2]
-                                   or not weight.layout.is_contiguous()):
-            return None
-        if g is not None and (g.dtype is not d or not g.layout.is_contiguous()):
-            return None
-        return ls[1], numel(ls[2:])
-
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
         """One kernel (loss, weight sum and the targets' bounds in one work-group) where
-        _nll_plain allows; the protocol's composition otherwise."""
-        cs = self._nll_plain(logp, target, weight) if reduction in _NLL_REDUCTIONS else None
+        nll_dims allows; the protocol's composition otherwise."""
+        cs = nll_dims(logp, target, weight, reduction)
         if cs is None:
             return Backend.nll_loss(self, logp, target, weight, ignore_index, reduction)
         C, S = cs
@@ -325,15 +296,13 @@ class NNOps:
                   logp.buf, np.int64(logp.layout.offset), target.buf,
                   np.int64(target.layout.offset), w.buf, np.int64(w.layout.offset),
                   np.int32(weight is not None), np.int64(n), np.int64(C), np.int64(S),
-                  np.int64(ignore_index), np.int32(_NLL_REDUCTIONS[reduction]))
+                  np.int64(ignore_index), np.int32(REDUCTIONS[reduction]))
         self._check_nll_bounds(bounds, C, ignore_index)
         return out
 
     def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
         """One kernel writing the whole gradient (plus one for the weight sum under 'mean')."""
-        cs = (self._nll_plain(logp, target, weight, g) if reduction in _NLL_REDUCTIONS
-              and g.layout.shape == (target.layout.shape if reduction == "none" else ())
-              else None)
+        cs = nll_dims(logp, target, weight, reduction, g)
         if cs is None:
             return Backend.nll_loss_backward(self, g, logp, target, weight, ignore_index,
                                              reduction)
@@ -352,7 +321,7 @@ class NNOps:
         self._launch_1d(self._nll_kernel(d, "nll_grad"), total, grad.buf, g.buf,
                         np.int64(g.layout.offset), *tgt, *wargs, div.buf, np.int64(C),
                         np.int64(S), np.int64(total), np.int64(ignore_index),
-                        np.int32(_NLL_REDUCTIONS[reduction]))
+                        np.int32(REDUCTIONS[reduction]))
         return grad
 
     def layer_norm(self, x: CLArray, normalized_ndim: int, weight, bias, eps: float) -> CLArray:

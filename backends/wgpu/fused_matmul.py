@@ -14,8 +14,8 @@ protocol's composition (matmul, then the fused program).
 from __future__ import annotations
 
 from ...core.backend import Backend
-from ...core.errors import ShapeError
-from ...core.shape import broadcast_shapes, numel
+from ...core.shape import matmul_shape, numel
+from ..strided import epilogue_read_mode
 from .dtypes import WTYPES
 from ...decorators.fusion.ir import live_slots, plan_outputs
 from .fused_codegen import const_values, program_body, settle
@@ -94,15 +94,13 @@ class FusedMatmulOps:
         inputs = list(inputs)
         if type(a) is not WTensor or type(b) is not WTensor:
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
-        sa, sb = a.shape, b.shape
-        if (len(sa) < 2 or len(sb) < 2 or a.dtype is not b.dtype or sa[-1] != sb[-2]
-                or sa[-1] == 0 or len(shape) - 2 > _MAXD
-                or shape != _batch(sa, sb) + (sa[-2], sb[-1])
+        if (shape != matmul_shape(a.shape, b.shape) or a.dtype is not b.dtype
+                or a.shape[-1] == 0 or len(shape) - 2 > _MAXD
                 or program.n_inputs != len(inputs) + 1
                 or program.input_dtypes[0] is not a.dtype):
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         self._fused_check(program, [a] + inputs)   # a stands in for the product (same dtype)
-        modes = {k + 1: _read_mode(self, x, shape) for k, x in enumerate(inputs)}
+        modes = {k + 1: epilogue_read_mode(x.layout, shape) for k, x in enumerate(inputs)}
         if None in modes.values():
             return Backend.fused_matmul(self, program, a, b, inputs, shape)
         res, made, write = plan_outputs(
@@ -117,21 +115,3 @@ class FusedMatmulOps:
         return res
 
 
-def _batch(sa: tuple, sb: tuple) -> tuple:
-    """The broadcast batch dims of a product, or a shape no program has (the composition
-    then raises the matmul's own error)."""
-    try:
-        return broadcast_shapes(sa[:-2], sb[:-2], "matmul")
-    except ShapeError:
-        return (-1,)
-
-
-def _read_mode(owner, x: WTensor, shape: tuple):
-    """'b' when input x of a product of `shape` is the same for every batch entry, 'f' when
-    it is dense in exactly that shape, None otherwise (the composition runs)."""
-    lay = owner._expand_to(x, shape).layout
-    if not any(lay.strides[:-2]):
-        return "b"
-    if x.shape == shape and x.layout.is_contiguous():
-        return "f"
-    return None

@@ -7,12 +7,12 @@ from __future__ import annotations
 from ...core import dtype as dt
 from ...core.backend import Backend
 from ...core.errors import BackendError
+from .dtypes import WTYPES
 from .ops_nn import _pack, _words
 from .tensor import new_tensor
 
-# code storage the pack kernel reads (float16 codes take the composition)
-_CODE_STORE = {dt.float32: "f32", dt.int32: "i32", dt.int16: "i32", dt.int8: "i32",
-               dt.int64: "i32"}
+# code storage the pack kernel reads (float16, uint8 and bool codes take the composition)
+_CODE_STORES = ("f32", "i32")
 
 
 class Int8Ops:
@@ -22,7 +22,7 @@ class Int8Ops:
     def int8_dot4(self) -> bool:
         """Whether int8_matmul runs on dot4I8Packed here (compiled once to find out)."""
         rt = self.rt
-        ok = rt.__dict__.get("int8_dot4")
+        ok = rt.int8_dot4
         if ok is None:
             try:
                 self._dot4_pipeline()
@@ -38,7 +38,7 @@ class Int8Ops:
 
     def _pack_codes(self, x, rows: int, k: int, row_stride: int, k_stride: int):
         rt = self.rt
-        store = _CODE_STORE[x.dtype]
+        store = WTYPES[x.dtype].store
         pipe = rt.pipeline(("int8_pack", store), lambda: rt.render("int8_pack", T=store), "rwr")
         k4 = -(-k // 4)
         out = new_tensor(rt, (rows, k4), dt.int32)
@@ -52,7 +52,8 @@ class Int8Ops:
     def int8_matmul(self, a, b):
         sa, sb = a.shape, b.shape
         if (len(sa) != 2 or len(sb) != 2 or sa[1] != sb[0] or 0 in sa or 0 in sb
-                or a.dtype not in _CODE_STORE or b.dtype not in _CODE_STORE
+                or WTYPES[a.dtype].store not in _CODE_STORES
+                or WTYPES[b.dtype].store not in _CODE_STORES
                 or max(-(-sa[0] // 32), -(-sb[1] // 32)) > self.rt.max_groups
                 or not self.int8_dot4):
             return Backend.int8_matmul(self, a, b)

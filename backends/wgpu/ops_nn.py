@@ -9,6 +9,7 @@ from ...core.backend import Backend
 from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
 from ...core.shape import broadcast_shapes, numel
+from ..nll_dims import NLL_WG, REDUCTIONS, nll_dims
 from .dtypes import I32_MAX, I32_MIN
 from .runtime import kernel_source
 from .tensor import WTensor, coalesce, new_tensor, run_map
@@ -16,11 +17,6 @@ from .tensor import WTensor, coalesce, new_tensor, run_map
 _MAXD = 8
 # register block of the matmul kernel: TM rows x 4*NV columns per invocation, 8x8 invocations
 _TM, _NV = 16, 2
-# nll_loss in one work-group up to this many targets (nll.wgsl); larger losses (segmentation
-# maps) take the protocol's composition, which spreads over the device. As on OpenCL.
-NLL_MAX = 1 << 16
-NLL_WG = 256
-_NLL_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
 
 
 def _words(*vals) -> list:
@@ -324,24 +320,6 @@ class NNOps:
         return out
 
     # ---------------------------------------------------------------- nll_loss
-    def _nll_plain(self, logp: WTensor, target: WTensor, weight, g=None):
-        """(C, S) when the nll.wgsl kernels apply: batched dense float logp (N, C, d...), dense
-        int64 targets (N, d...), a dense (C,) weight of logp's dtype or none, a dense incoming
-        gradient of logp's dtype, 1..NLL_MAX targets (one work-group walks them all)."""
-        d = logp.dtype
-        ls, ts = logp.layout.shape, target.layout.shape
-        if (not d.is_floating_point or len(ls) < 2 or target.dtype is not dt.int64
-                or ts != ls[:1] + ls[2:] or not 0 < target.layout.numel <= NLL_MAX
-                or logp.layout.numel == 0
-                or not logp.layout.is_contiguous() or not target.layout.is_contiguous()):
-            return None
-        if weight is not None and (weight.dtype is not d or weight.layout.shape != ls[1:2]
-                                   or not weight.layout.is_contiguous()):
-            return None
-        if g is not None and (g.dtype is not d or not g.layout.is_contiguous()):
-            return None
-        return ls[1], numel(ls[2:])
-
     def _nll_run(self, entry: str, logp, target, weight, ignore_index: int, reduction: str,
                  C: int, S: int, bufs: list, keep: list, grid: tuple, g=None, total: int = 0):
         """Dispatch entry point `entry` of nll.wgsl (one pipeline per entry and dtype, all with
@@ -355,14 +333,14 @@ class NNOps:
         meta = _pack(_words(target.layout.numel, C, S, logp.layout.offset, target.layout.offset,
                             weight.layout.offset if weight is not None else 0,
                             weight is not None, ignore_index if fits else 0, fits,
-                            _NLL_REDUCTIONS[reduction], g.layout.offset if g is not None else 0,
+                            REDUCTIONS[reduction], g.layout.offset if g is not None else 0,
                             total))
         self.rt.dispatch(pipe, meta, bufs, grid, keep=keep)
 
     def nll_loss(self, logp, target, weight, ignore_index: int, reduction: str):
         """One dispatch (loss, weight sum and the targets' bounds in one work-group) where
-        _nll_plain allows; the protocol's composition otherwise."""
-        cs = self._nll_plain(logp, target, weight) if reduction in _NLL_REDUCTIONS else None
+        nll_dims allows; the protocol's composition otherwise."""
+        cs = nll_dims(logp, target, weight, reduction)
         if cs is None:
             return Backend.nll_loss(self, logp, target, weight, ignore_index, reduction)
         C, S = cs
@@ -380,9 +358,7 @@ class NNOps:
     def nll_loss_backward(self, g, logp, target, weight, ignore_index: int, reduction: str):
         """One dispatch writing the whole gradient; under 'mean' each work-group sums the
         weights itself (nll.wgsl), on a grid of at most max(C, 64) work-groups."""
-        cs = (self._nll_plain(logp, target, weight, g) if reduction in _NLL_REDUCTIONS
-              and g.layout.shape == (target.layout.shape if reduction == "none" else ())
-              else None)
+        cs = nll_dims(logp, target, weight, reduction, g)
         if cs is None:
             return Backend.nll_loss_backward(self, g, logp, target, weight, ignore_index,
                                              reduction)

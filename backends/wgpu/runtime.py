@@ -134,6 +134,7 @@ class Runtime:
         self._staging = None
         self._reset_batch()
         self.stats = {"dispatches": 0, "submits": 0}
+        self.int8_dot4 = None   # whether dot4I8Packed compiles here (int8.py finds out once)
         self.bind_groups = BindGroupCache(self.device, self._meta_buf, META_BYTES, self.stats)
         self.allocator = DefaultAllocator(self.device, BU.STORAGE | BU.COPY_SRC | BU.COPY_DST,
                                           on_destroy=self.bind_groups.forget)

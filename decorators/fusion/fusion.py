@@ -16,7 +16,7 @@ import weakref
 from ...core import dtype as dt
 from ...core import grad_mode
 from ...core.backend import Backend
-from ...core.shape import broadcast_shapes
+from ...core.shape import broadcast_shapes, matmul_shape
 from . import stats
 from .ir import BOOL_OUT
 from .lazy import MAX_PENDING, Lazy, pending, pending_matmul, realize, realize_reduce
@@ -211,11 +211,10 @@ class Fusion(Backend):
         if not self._epilogue:
             stats.record_unfused("matmul")
             return self._wrap(self.inner.matmul(self._val(a), self._val(b)))
-        sa, sb = a.shape, b.shape
-        if len(sa) < 2 or len(sb) < 2 or sa[-1] != sb[-2] or a.dtype is not b.dtype:
+        shape = matmul_shape(a.shape, b.shape)
+        if shape is None or a.dtype is not b.dtype:
             # the inner backend raises its own error for these, at this line
             return self._wrap(self.inner.matmul(self._val(a), self._val(b)))
-        shape = broadcast_shapes(sa[:-2], sb[:-2], "matmul") + (sa[-2], sb[-1])
         av, bv = self._val(a), self._val(b)
         i = self.inner
         rg = self._ad and _state.enabled and (i.requires_grad(av) or i.requires_grad(bv))

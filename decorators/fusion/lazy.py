@@ -7,6 +7,7 @@ import sys
 
 from ...core import dtype as dt
 from ...core import grad_mode
+from ...core.memo import memo
 from .ir import ProgramBuilder, const_key
 from . import stats
 
@@ -152,12 +153,7 @@ def build_program(backend, node: Lazy, epilogue: bool = False):
 
 
 def _cached_template(sig: tuple):
-    hit = _TEMPLATES.get(sig)
-    if hit is None:
-        if len(_TEMPLATES) > 4096:
-            _TEMPLATES.clear()
-        hit = _TEMPLATES[sig] = _template(sig)
-    return hit
+    return memo(_TEMPLATES, sig, lambda: _template(sig))
 
 
 def _template(sig: tuple):
