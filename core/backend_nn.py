@@ -118,6 +118,10 @@ class NNDefaults:
         if reduction == "mean":
             g = self.div(g, self.sum(w, tuple(range(len(tshape))), False) if tshape else w)
         src = self.neg(self.mul(w, g))  # g is a scalar unless reduction is 'none'
+        if reduction == "mean":
+            # an ignored target gets no gradient even when every target is ignored (torch's
+            # answer; the loss is then 0/0 = NaN, and g with it)
+            src = self.where(self.eq(w, 0), self.full((), 0, d), src)
         idx_shape = tshape[:cdim] + (1,) + tshape[cdim:]
         return self.scatter_add(self.full(shp, 0, d), cdim, self.reshape(safe, idx_shape),
                                 self.reshape(src, idx_shape))

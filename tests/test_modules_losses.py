@@ -156,3 +156,24 @@ def test_out_of_range_targets_on_queued_devices_raise_at_the_next_read_back(spec
 
 def F_ce(x, t):
     return st.functional.cross_entropy(x, t)
+
+
+@pytest.mark.parametrize("spec", ["Autodiff(NumPy())", "Fusion(Autodiff(NumPy()), eager_below=0)",
+                                  "Autodiff(OpenCL())", "Autodiff(WGPU())"])
+@pytest.mark.parametrize("target", [np.full(4, -100), np.array(-100)], ids=["batch", "scalar"])
+def test_mean_over_only_ignored_targets_is_nan_with_zero_gradient(spec, target):
+    """torch: 0/0 = NaN for the loss, and no gradient reaches an ignored target, even then. The
+    composition used to give NaN everywhere (0 * (1/0)); the device kernels gave zeros."""
+    try:
+        B = st.backend(spec)
+    except Exception as e:  # no OpenCL/WGPU device here
+        pytest.skip(f"{spec} unavailable: {e}")
+    x = rnd(4, 5).astype(np.float32) if target.ndim else rnd(5).astype(np.float32)
+    tx = torch.tensor(x, requires_grad=True)
+    tl = torch.nn.functional.cross_entropy(tx, torch.tensor(target))
+    tl.backward()
+    sx = st.tensor(x, backend=B, requires_grad=True)
+    sl = F_ce(sx, st.tensor(target, backend=B))
+    sl.backward()
+    assert np.isnan(tl.item()) and np.isnan(sl.item())
+    np.testing.assert_array_equal(sx.grad.numpy(), tx.grad.numpy())
