@@ -118,19 +118,28 @@ __kernel void matmul_nt(__global T* c, const long co, const long sc_n, const lon
     const long c0 = get_global_id(0) * TN, r0 = get_global_id(1) * TM;
     if (c0 >= M || r0 >= N) return;
     BATCH_OFFSETS
+    // every loop over the TM x TN block is unrolled explicitly: PoCL's compiler left them
+    // rolled, which kept acc[][] in memory and ran this kernel 3-6x slower than matmul_nn
     __global const T* ap[TM];
     __global const T* bp[TN];
+#pragma unroll
     for (int i = 0; i < TM; ++i) ap[i] = a + pa + min(r0 + i, N - 1) * sa_n;
+#pragma unroll
     for (int j = 0; j < TN; ++j) bp[j] = b + pb + min(c0 + j, M - 1) * sb_m;
     VT acc[TM][TN];
+#pragma unroll
     for (int i = 0; i < TM; ++i)
+#pragma unroll
         for (int j = 0; j < TN; ++j) acc[i][j] = (VT)0;
     const long kv = K - K % VW;
     for (long k = 0; k < kv; k += VW) {
         VT av[TM];
+#pragma unroll
         for (int i = 0; i < TM; ++i) av[i] = LOADV(ap[i] + k);
+#pragma unroll
         for (int j = 0; j < TN; ++j) {
             const VT bv = LOADV(bp[j] + k);
+#pragma unroll
             for (int i = 0; i < TM; ++i) acc[i][j] = MAC(av[i], bv, acc[i][j]);
         }
     }

@@ -43,8 +43,11 @@ class NNOps:
     def matmul_tiles(self, d, nt: bool) -> dict:
         """Register-block sizes for this device and dtype: TM rows x VW columns per work-item
         (NN), or TM x TN outputs with vectors of VW along k (NT). Chosen by measurement with
-        bench/opencl_ops.py on PoCL (AVX2: 6 x 16 and 6 x 4 x 8 float32, ~0.5x OpenBLAS per
-        core); an AVX-512 CPU (preferred width 16) takes 8 x 16, as MEASUREMENTS.md found."""
+        bench/opencl_ops.py on PoCL (AVX2: 6 x 16 float32, ~0.5x OpenBLAS per core); an
+        AVX-512 CPU (preferred width 16) takes 8 x 16, as MEASUREMENTS.md found. NT: 4 x 2
+        outputs of one native vector each (8 accumulators, 4 + 1 operand vectors: AVX2's 16
+        registers), in 4 x 4 work-groups; 6 x 4 spilled and ran 1.3-1.8x slower than this
+        (float32 and float64 swept on 64x784x128, 256x1024x512, 128^3)."""
         # worked out once: each device attribute read is a driver call (~µs on every matmul)
         return memo(self._rt.matmul_tiles, (d, nt), lambda: self._matmul_tiles(d, nt))
 
@@ -54,7 +57,7 @@ class NNOps:
             pref = max(4, dev.preferred_vector_width_double if d.itemsize == 8
                        else dev.preferred_vector_width_float)
             if nt:
-                return {"TM": 6, "TN": 4, "VW": min(16, pref), "local": (1, 1, 1)}
+                return {"TM": 4, "TN": 2, "VW": min(16, pref), "local": (4, 4, 1)}
             if pref >= 16:
                 return {"TM": 8, "VW": 16, "local": (4, 4, 1)}
             return {"TM": 6, "VW": min(16, 2 * pref), "local": (4, 4, 1)}
