@@ -68,7 +68,7 @@ def _linear(t, kind: str, mode: str = "auto") -> Work:
     return Work(run, flops=flops, note=f"{N}x{K} @ {K}x{M}; {path}", expected=xr @ wd.T)
 
 
-def _conv(t, kind: str) -> Work:
+def _conv(t, kind: str, mode: str = "auto") -> Work:
     st, B = _target(t)
     import strata.functional as F
     import strata.quantization as Q
@@ -85,15 +85,21 @@ def _conv(t, kind: str) -> Work:
                     expected=ref(x.astype(np.float64), w.astype(np.float64)))
     q = Q.quantize(W, **_SCHEMES[kind])
     act = Q.calibrate_activation([x]) if kind == "int8" else None
-    Q.conv2d(X, q, padding=1, act=act)
+
+    def run():
+        Q.set_int_accumulation(mode)
+        try:
+            return Q.conv2d(X, q, padding=1, act=act)
+        finally:
+            Q.set_int_accumulation("auto")
+    run()
     path = Q.last_path()["path"]
     wd = q.dequantize().numpy().astype(np.float64)
     xr = x.astype(np.float64)
     if act is not None:
         xq = np.clip(np.round(x / np.float32(act.scale)) + act.zero_point, act.qmin, act.qmax)
         xr = ((xq - act.zero_point) * act.scale).astype(np.float64)
-    return Work(lambda: Q.conv2d(X, q, padding=1, act=act), flops=flops, note=f"{note}; {path}",
-                expected=ref(xr, wd))
+    return Work(run, flops=flops, note=f"{note}; {path}", expected=ref(xr, wd))
 
 
 @benchmark("quant_linear_float", group="quant")
@@ -114,6 +120,12 @@ def quant_linear_int8_int32(t) -> Work:
     return _linear(t, "int8", mode="int32")
 
 
+@benchmark("quant_linear_int8_f32x", group="quant")
+def quant_linear_int8_f32x(t) -> Work:
+    """int8 linear forced onto float32-exact accumulation (the float matmul of integer codes)."""
+    return _linear(t, "int8", mode="float32-exact")
+
+
 @benchmark("quant_linear_int4", group="quant")
 def quant_linear_int4(t) -> Work:
     """int4 per-block (32) weights, dequantized per call, float activations."""
@@ -130,6 +142,12 @@ def quant_conv_float(t) -> Work:
 def quant_conv_int8(t) -> Work:
     """int8 conv2d: int8 weights and activations, exact accumulation."""
     return _conv(t, "int8")
+
+
+@benchmark("quant_conv_int8_f32x", group="quant")
+def quant_conv_int8_f32x(t) -> Work:
+    """int8 conv2d forced onto float32-exact accumulation (the float conv of integer codes)."""
+    return _conv(t, "int8", mode="float32-exact")
 
 
 @benchmark("quant_conv_int4", group="quant")

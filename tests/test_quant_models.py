@@ -172,6 +172,28 @@ def test_load_rejects_float_checkpoints_and_wrong_models(tmp_path):
         Q.save(_mlp(B), tmp_path / "none.safetensors")
 
 
+def test_load_rejects_corrupt_activation_quantization(tmp_path):
+    """An activation range outside int8 would wrap in the integer kernels: the loader names
+    the layer instead of building it."""
+    import json
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+    B = st.backend("Autodiff(NumPy())")
+    m = _mlp(B)
+    x = st.tensor(np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32), backend=B)
+    Q.quantize_model(m, "int8", calibration_data=[x])
+    Q.save(m, tmp_path / "q.safetensors")
+    with safe_open(str(tmp_path / "q.safetensors"), "np") as f:
+        meta = f.metadata()
+    desc = json.loads(meta["strata.quantized"])
+    name = next(n for n, info in desc["layers"].items() if info["act"] is not None)
+    desc["layers"][name]["act"][3] = 1000          # qmax past int8
+    meta["strata.quantized"] = json.dumps(desc)
+    save_file(load_file(str(tmp_path / "q.safetensors")), str(tmp_path / "bad.safetensors"), meta)
+    with pytest.raises(st.StrataError, match=f"layer '{name}'.*qmax"):
+        Q.load(_mlp(B), tmp_path / "bad.safetensors")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
 def test_full_data_models_quantize_within_budget(kind, mnist_dir):

@@ -185,6 +185,16 @@ def test_bad_inputs_are_clear_errors():
     other = st.backend("NumPy()")
     with pytest.raises(st.BackendError, match="on"):
         Q.linear(st.randn(2, 8, backend=other), w)
+    # activation codes must be int8: the integer kernels (WGPU packs bytes) would wrap
+    for kw, word in [(dict(scale=0.0, zero_point=0), "scale"),
+                     (dict(scale=float("inf"), zero_point=0), "scale"),
+                     (dict(scale=0.1, zero_point=0, qmin=-1000, qmax=1000), "qmin"),
+                     (dict(scale=0.1, zero_point=300), "zero_point"),
+                     (dict(scale=0.1, zero_point=0, qmin=3, qmax=3), "qmin < qmax"),
+                     (dict(scale=0.1, zero_point=0.5), "zero_point")]:
+        with pytest.raises(Q.QuantSchemeError, match=word):
+            Q.ActQuant(**kw)
+    assert Q.ActQuant(np.float32(0.1), np.int64(-3)).zero_point == -3
 
 
 @pytest.mark.parametrize("spec", [None, "WGPU()"])
@@ -216,3 +226,75 @@ def test_int32_and_float32_exact_accumulation_agree_bit_for_bit(spec):
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="mode"):
         Q.set_int_accumulation("int16")
+
+
+def _conv_case(B, scheme):
+    """Inputs of a conv with every geometry the integer path handles (padding, stride,
+    dilation, groups) and affine activations (zero point != 0, which the padding must
+    stand for)."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((2, 4, 11, 10)) + 1.0).astype(np.float32)
+    w = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    q = Q.quantize(st.from_numpy(w, backend=B), scheme)
+    act = Q.calibrate_activation([x])
+    assert act.zero_point != 0
+    conv = dict(stride=2, padding=1, dilation=2, groups=2, act=act)
+    return x, b, q, act, conv
+
+
+def _int_path(B) -> str:
+    return "int8-dot4I8Packed" if getattr(B.base(), "int8_dot4", False) else "int8-int32"
+
+
+@pytest.mark.parametrize("base", ["OpenCL()", "WGPU()"])
+@pytest.mark.parametrize("scheme", [Q.QuantScheme(), Q.QuantScheme(granularity="per_tensor"),
+                                    Q.QuantScheme(dtype="int4", symmetric=False)], ids=_sid)
+def test_quantized_conv2d_int8_matmul_path_matches_float64_reference(base, scheme):
+    """On OpenCL and WGPU the integer conv accumulates in int8_matmul (the im2col of codes
+    padded with the activations' zero point)."""
+    import torch
+    B = _backend(base)
+    x, b, q, act, conv = _conv_case(B, scheme)
+    y = Q.conv2d(st.from_numpy(x, backend=B), q, st.from_numpy(b, backend=B), **conv)
+    assert Q.last_path()["path"] == _int_path(B)
+    xq = np.clip(np.round(x / np.float32(act.scale)) + act.zero_point, act.qmin, act.qmax)
+    xr = ((xq - act.zero_point) * act.scale).astype(np.float64)
+    wd = q.dequantize().numpy().astype(np.float64)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(xr), torch.from_numpy(wd),
+                                     torch.from_numpy(b.astype(np.float64)), 2, 1, 2, 2).numpy()
+    assert y.shape == ref.shape == (2, 6, 5, 4)
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("spec", [None, "OpenCL()", "WGPU()"])
+def test_conv2d_int32_and_float32_exact_accumulation_agree_bit_for_bit(spec):
+    """The conv's int8_matmul path (uncentred codes, zero-point padding, zx * colsum taken
+    off in int32) gives the bits of the float conv of centred codes."""
+    S = st.get_default_backend() if spec is None else _backend(spec)
+    x, b, q, act, conv = _conv_case(S, Q.QuantScheme())
+    X, bias = st.from_numpy(x, backend=S), st.from_numpy(b, backend=S)
+    try:
+        Q.set_int_accumulation("int32")
+        a = Q.conv2d(X, q, bias, **conv).numpy()
+        assert Q.last_path()["path"] == _int_path(S)
+        Q.set_int_accumulation("float32-exact")
+        f = Q.conv2d(X, q, bias, **conv).numpy()
+        assert Q.last_path()["path"] == "int8-float32-exact"
+    finally:
+        Q.set_int_accumulation("auto")
+    np.testing.assert_array_equal(a, f)
+
+
+def test_conv2d_affine_int8_weight_keeps_the_float32_exact_path():
+    """An affine int8 weight's code - zero point can leave -128..127: not int8_matmul's input."""
+    S = st.get_default_backend()
+    x, b, q, act, conv = _conv_case(S, Q.QuantScheme(symmetric=False))
+    centred = q.int_repr().astype(np.int64) - q.q_zero_point().reshape(-1, 1, 1, 1)
+    assert np.abs(centred).max() > 127
+    try:
+        Q.set_int_accumulation("int32")
+        Q.conv2d(st.from_numpy(x, backend=S), q, **conv)
+    finally:
+        Q.set_int_accumulation("auto")
+    assert Q.last_path()["path"] == "int8-float32-exact"

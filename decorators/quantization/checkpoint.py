@@ -23,7 +23,7 @@ from ...serialization import SerializationError, atomic_write, load_file_numpy
 from .model import QuantizedConv2d, QuantizedLinear, _replace
 from .ops import ActQuant
 from .qtensor import qtensor_from_host
-from .scheme import QuantScheme
+from .scheme import QuantScheme, QuantSchemeError
 
 _META = "strata.quantized"
 _VERSION = 1
@@ -94,8 +94,13 @@ def load_quantized(model: Module, path: str | os.PathLike) -> Module:
             raise SerializationError(f"{path}: layer {name!r} has weight shape {shape} in the "
                                      f"checkpoint but {wshape} in the model")
         q = qtensor_from_host(B, host, scheme, shape)
-        act = None if info["act"] is None else ActQuant(float(info["act"][0]), int(info["act"][1]),
-                                                        int(info["act"][2]), int(info["act"][3]))
+        try:
+            act = None if info["act"] is None else ActQuant(
+                float(info["act"][0]), int(info["act"][1]), int(info["act"][2]),
+                int(info["act"][3]))
+        except QuantSchemeError as e:
+            raise SerializationError(f"{path}: layer {name!r} has corrupt activation "
+                                     f"quantization ({e})") from None
         bias = getattr(old, "bias", None)
         bias = None if bias is None else bias.detach()
         if info["kind"] == "linear":

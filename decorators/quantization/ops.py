@@ -6,25 +6,40 @@ Two paths, chosen per call and recorded (see `last_path()` / `path_counts()`):
   the weight has one scale per output channel or per tensor: activations are quantized to
   int8 codes, the product of codes is accumulated exactly, and one rescale per output channel
   gives the result (y = sx * sw[o] * (xq @ wq^T - zx * colsum(wq)) + b). Exact accumulation runs
-  as "int32" (the backend's int8_matmul: int32 operands on OpenCL; on WGPU packed int8 dot
-  products with dot4I8Packed where the adapter compiles it, recorded as "dot4I8Packed") or
-  as "float32-exact" (integer-valued
-  float32 operands in the BLAS/float kernel, exact while K * max|xq| * max|wq| < 2^24; NumPy's
-  integer matmul has no BLAS and is ~200x slower than its float32 one), or "float64-exact"
-  when the float32 bound fails.
+  as "int32" (the default on OpenCL and WGPU: the backend's int8_matmul, int32 operands on
+  OpenCL; on WGPU packed int8 dot products with dot4I8Packed where the adapter compiles it,
+  recorded as "dot4I8Packed") or as "float32-exact" (the default on NumPy and CuPy:
+  integer-valued float32 operands in the BLAS/float kernel, exact while
+  K * max|xq| * max|wq| < 2^24; NumPy's integer matmul has no BLAS and is ~200x slower than its
+  float32 one), or "float64-exact" when the float32 bound fails. Both give the same bits
+  wherever float32-exact is exact.
+  conv2d on "int32": the uncentred codes xq are padded with zx (the code of x = 0), one
+  index_select lays out the im2col (rows (n, ho, wo), columns (c, i, j) of a group), each group's
+  rows go through int8_matmul, and zx * colsum(wq) is subtracted in int32. Its weight codes
+  must be int8: an affine int8 weight (code - zero point up to 255) takes the float conv below.
+  conv2d on "float32-exact" / "float64-exact": the backend's float conv2d of the centred codes
+  xq - zx, whose zero padding stands for x = 0. On the CPU devices measured (PoCL OpenCL,
+  llvmpipe WGPU) the int32 conv is not faster than float32-exact: even under Fusion(OpenCL()),
+  ~1.1x its time on OpenCL(), ~1.2x on WGPU(); integer products are no faster there, and the
+  gather and the int32 epilogue are extra passes.
 * dequantize — everything else (no calibration: weight-only quantization; per-block scales,
   which change inside a dot product): the weight is dequantized to float32 and the float op runs.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import threading
 from dataclasses import dataclass
 
 from ...core import dtype as dt
 from ...core.errors import ShapeError
+from ...core.memo import memo
 from .qtensor import QTensor, dequantize, from_work, int_values
+from .scheme import QuantSchemeError
 
 _F32_EXACT = 1 << 24
+_I32_LIMIT = 1 << 31
 _tls = threading.local()
 _counts: dict = {}
 _counts_lock = threading.Lock()
@@ -38,6 +53,24 @@ class ActQuant:
     zero_point: int
     qmin: int = -128
     qmax: int = 127
+
+    def __post_init__(self) -> None:
+        # the integer paths hold codes in int8 (WGPU packs them into bytes): a wider range
+        # would wrap silently there
+        if not (isinstance(self.scale, numbers.Real) and math.isfinite(self.scale)
+                and self.scale > 0):
+            raise QuantSchemeError(f"ActQuant: scale must be a finite number > 0, got "
+                                   f"{self.scale!r}; use ActQuant.from_range(lo, hi) or "
+                                   f"calibrate_activation(batches)")
+        for name in ("zero_point", "qmin", "qmax"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not -128 <= v <= 127:
+                raise QuantSchemeError(f"ActQuant: {name} must be an int in -128..127 (int8 "
+                                       f"codes), got {v!r}")
+        if not self.qmin < self.qmax or not self.qmin <= self.zero_point <= self.qmax:
+            raise QuantSchemeError(f"ActQuant: need qmin < qmax and qmin <= zero_point <= qmax, "
+                                   f"got qmin={self.qmin}, qmax={self.qmax}, "
+                                   f"zero_point={self.zero_point}")
 
     @classmethod
     def from_range(cls, lo: float, hi: float, symmetric: bool = False) -> "ActQuant":
@@ -239,9 +272,14 @@ def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
             hit = q._cache[key] = (w, wmax, srow)
         w, wmax, srow = hit
         k = _prod(q.shape[1:])
-        # centred codes (xq - zx): zero padding then stands for x = 0, as in the float conv
         span = act.qmax - act.qmin
-        if k * span * wmax < _F32_EXACT:
+        if (int_mode(B) == "int32" and wmax <= 127 and act.qmin >= -128 and act.qmax <= 127
+                and k * 255 * wmax < _I32_LIMIT):
+            # both operands are int8 codes (an affine weight's code - zero point can leave
+            # that range) and int32 holds every partial sum: the backend's int8 product,
+            # packed dot products on WGPU
+            path = "dot4I8Packed" if getattr(B.base(), "int8_dot4", False) else "int32"
+        elif k * span * wmax < _F32_EXACT:
             path = "float32-exact"
         elif B.supports(dt.float64):
             path = "float64-exact"
@@ -251,19 +289,93 @@ def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
             y = B.conv2d(x, dequantize(B, q), stride, padding, dilation, groups)
             _record("conv2d", "dequantize-float32", B)
         else:
-            xq = quantize_activation(B, x, act)
-            if act.zero_point:
-                xq = B.sub(xq, float(act.zero_point))
-            if path == "float64-exact":
-                acc = B.cast(B.conv2d(B.cast(xq, dt.float64), B.cast(w, dt.float64), stride,
-                                      padding, dilation, groups), dt.float32)
+            if path in ("int32", "dot4I8Packed"):
+                acc = _conv_int8(B, x, q, w, act, stride, padding, dilation, groups)
             else:
-                acc = B.conv2d(xq, w, stride, padding, dilation, groups)
+                # centred codes (xq - zx): zero padding then stands for x = 0, as in the float conv
+                xq = quantize_activation(B, x, act)
+                if act.zero_point:
+                    xq = B.sub(xq, float(act.zero_point))
+                if path == "float64-exact":
+                    acc = B.cast(B.conv2d(B.cast(xq, dt.float64), B.cast(w, dt.float64), stride,
+                                          padding, dilation, groups), dt.float32)
+                else:
+                    acc = B.conv2d(xq, w, stride, padding, dilation, groups)
             y = B.mul(B.mul(acc, srow), act.scale)
             _record("conv2d", f"int8-{path}", B)
     if bias is not None:
         y = B.add(y, B.reshape(bias, (1, o, 1, 1)))
     return y
+
+
+def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, groups: int):
+    """sum (xq - zx) * w of the conv as float32 (N, O, Ho, Wo), accumulated by int8_matmul on
+    an im2col of the uncentred codes xq, one product per group."""
+    N, C, H, W = B.shape(x)
+    O, Cg, kh, kw = q.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    if C != Cg * groups or O % groups:
+        raise ShapeError(f"quantized conv2d: input has {C} channels and weight {q.shape} with "
+                         f"groups={groups}; need C == weight.shape[1] * groups and O divisible "
+                         f"by groups")
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if Ho <= 0 or Wo <= 0:
+        raise ShapeError(f"quantized conv2d: input {H}x{W} with padding ({ph}, {pw}) is smaller "
+                         f"than the dilated kernel {dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+    mats, colsum = _conv_int8_operand(B, q, w, groups)
+    geometry = (H, W, tuple(stride), tuple(padding), tuple(dilation), groups)
+    index = memo(q._cache.setdefault(("im2col",), {}), geometry,
+                 lambda: _im2col_index(B, q.shape, geometry), limit=8)
+    # int32 before the im2col: int8_matmul on OpenCL would otherwise cast each group's rows,
+    # kh*kw times the size of x
+    xq = B.cast(quantize_activation(B, x, act), dt.int32)
+    # one slot past each image holds zx, the code of x = 0, for the padded positions (centred
+    # codes would cost a pass over x)
+    xq = B.pad(B.reshape(xq, (N, C * H * W)), ((0, 0), (0, 1)), act.zero_point)
+    # one gather instead of kh*kw strided copies: rows (n, ho, wo), columns (g, c, i, j)
+    rows, kg = N * Ho * Wo, Cg * kh * kw
+    col = B.reshape(B.index_select(xq, 1, index), (rows, groups * kg))
+    outs = [B.int8_matmul(B.slice(col, (0, g * kg), (rows, (g + 1) * kg), (1, 1)), m)
+            for g, m in enumerate(mats)]
+    acc = B.cat(outs, 1) if groups > 1 else outs[0]
+    if act.zero_point:
+        acc = B.sub(acc, B.mul(colsum, act.zero_point))
+    # the cast writes the NCHW layout the float paths give
+    return B.cast(B.permute(B.reshape(acc, (N, Ho, Wo, O)), (0, 3, 1, 2)), dt.float32)
+
+
+def _im2col_index(B, wshape: tuple, geometry: tuple):
+    """int64 index into an image flattened to (C*H*W + 1,) whose last slot is the padding:
+    Ho*Wo*groups*Cg*kh*kw entries, ordered (ho, wo, g, c, i, j)."""
+    import numpy as np
+    H, W, (sh, sw), (ph, pw), (dh, dw), groups = geometry
+    _, Cg, kh, kw = wshape
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    ho, wo, c, i, j = np.ix_(np.arange(Ho), np.arange(Wo), np.arange(groups * Cg),
+                             np.arange(kh), np.arange(kw))
+    h = ho * sh - ph + i * dh
+    v = wo * sw - pw + j * dw
+    flat = c * (H * W) + h * W + v
+    flat = np.where((h >= 0) & (h < H) & (v >= 0) & (v < W), flat, groups * Cg * H * W)
+    return B.from_numpy(flat.reshape(-1).astype(np.int64), dt.int64)
+
+
+def _conv_int8_operand(B, q: QTensor, w, groups: int):
+    """([(Cg*kh*kw, O/groups) int32 weight codes per group], colsum (O,) int32) cached on q."""
+    key = ("conv-int8", groups)
+    hit = q._cache.get(key)
+    if hit is not None:
+        return hit
+    O, Cg, kh, kw = q.shape
+    og, kg = O // groups, Cg * kh * kw
+    m = B.reshape(w, (O, kg))
+    colsum = B.cast(B.sum(m, (1,), False), dt.int32)
+    m = B.cast(B.permute(m, (1, 0)), dt.int32)      # the cast lays out (kg, O) densely
+    mats = [B.slice(m, (0, g * og), (kg, (g + 1) * og), (1, 1)) for g in range(groups)]
+    hit = q._cache[key] = (mats, colsum)
+    return hit
 
 
 __all__ = ["ActQuant", "qmatmul_core", "qconv2d", "quantize_activation", "last_path",
