@@ -57,11 +57,15 @@ class Result:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
-def _call_and_sync(run: Callable, sync: Callable, n: int) -> float:
+def _call_and_sync(run: Callable, sync: Callable, n: int, realize: Callable | None = None) -> float:
     t0 = time.perf_counter()
     out = None
     for _ in range(n):
         out = run()
+        if realize is not None:
+            # a lazy stack computes only what is read or realized: the output of each call
+            # but the last would be dropped unread, and its work never done
+            realize(out)
     sync()
     t = time.perf_counter() - t0
     del out
@@ -106,7 +110,7 @@ def prepare(work: Work, target: Target, s: Settings) -> tuple[int, int]:
     inner = 1
     spent = 0.0
     while True:
-        t = _call_and_sync(work.run, target.sync, inner)
+        t = _call_and_sync(work.run, target.sync, inner, target.realize if target.lazy else None)
         spent += t
         if (t >= s.min_time and spent >= s.warmup_time) or inner >= s.max_inner:
             break
@@ -127,7 +131,8 @@ def _timed_repeat(p: _Prepared, settle: float) -> float:
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        return _call_and_sync(p.work.run, p.target.sync, p.inner) / p.inner
+        t = p.target
+        return _call_and_sync(p.work.run, t.sync, p.inner, t.realize if t.lazy else None) / p.inner
     finally:
         if gc_was:
             gc.enable()

@@ -28,6 +28,11 @@ class Target(ABC):
     name = ""
     #: whether requires_grad operands are meaningful here
     has_autograd = False
+    #: whether results are computed only when read (realize() is then called on every output)
+    lazy = False
+
+    def realize(self, out: Any) -> None:
+        """Start computing out (a tensor, or a tuple/list of them) without waiting for it."""
 
     @abstractmethod
     def array(self, a: np.ndarray, requires_grad: bool = False) -> Any:
@@ -132,6 +137,14 @@ class StrataTarget(Target):
         self.backend = backend
         self.name = str(backend)
         self.has_autograd = "Autodiff(" in self.name
+        self.lazy = "Fusion(" in self.name
+
+    def realize(self, out: Any) -> None:
+        if isinstance(out, (tuple, list)):
+            for o in out:
+                self.realize(o)
+        elif isinstance(out, self.st.Tensor):
+            out.realize()
 
     def array(self, a: np.ndarray, requires_grad: bool = False) -> Any:
         if requires_grad:

@@ -139,6 +139,13 @@ class Backend(NNDefaults):
         if self.inner is not None:
             self.inner.sync()
 
+    def realize(self, x) -> None:
+        """Compute x now (queue its kernels) without waiting for them, as tinygrad's
+        Tensor.realize: a lazy layer (Fusion) otherwise computes a result only when something
+        reads it, and never one that is dropped unread. Eager backends have nothing to do."""
+        if self.inner is not None:
+            self.inner.realize(x)
+
     #: True on backends whose ops only queue work on a device (OpenCL, WGPU): a check that
     #: needs a value from the device is then deferred to the next read-back (defer_check)
     #: instead of stalling the queue mid-step, as CUDA's device-side asserts are in PyTorch

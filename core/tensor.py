@@ -171,6 +171,12 @@ class Tensor:
     def byte(self): return self._cast(dt.uint8)
     def char(self): return self._cast(dt.int8)
 
+    def realize(self) -> "Tensor":
+        """Queue the computation of this tensor now, without waiting for it (see
+        Backend.realize): under Fusion a result is otherwise computed when it is read."""
+        self._b.realize(self._p)
+        return self
+
     def contiguous(self) -> "Tensor":
         # layout is the backend's business: views are read strided by every kernel
         return self

@@ -96,6 +96,9 @@ class Autodiff(Backend):
     def to_numpy(self, x):
         return self.inner.to_numpy(x.value)
 
+    def realize(self, x) -> None:
+        self.inner.realize(x.value)
+
     # DLPack goes to the inner backend so device memory is shared, not copied through host
     def from_dlpack(self, obj):
         return Tracked(self.inner.from_dlpack(obj))

@@ -63,6 +63,31 @@ def test_sync_is_inside_the_timed_region():
     assert t.syncs >= 1 + 3
 
 
+def test_every_output_of_a_lazy_stack_is_computed():
+    """Under Fusion a result dropped unread is never computed: the runner realizes each call's
+    output, so a row times as many fused programs as calls (not just the last one's)."""
+    import strata as st
+    from bench.targets import StrataTarget
+    from strata.decorators.fusion import stats
+    t = StrataTarget(st, st.backend("Fusion(NumPy(), eager_below=0)"))
+    assert t.lazy
+    a = t.array(np.arange(64, dtype=np.float32))
+    calls = []
+
+    def run():
+        calls.append(1)
+        return ((a * 2.0 + 1.0).relu(), a - 1.0)
+    b = Benchmark("lazy", "test", lambda tg: Work(run), "")
+    before = stats.counters["fused_kernels"]
+    # min_time long enough that calls are looped (inner > 1) between syncs
+    (r,) = run_benchmark(b, [t], lambda tg: _peaks(),
+                         Settings(repeat=3, min_time=2e-3, warmup_time=0.0, settle=0.0))
+    assert r.status == "ok", r.note
+    assert r.inner > 1
+    # two programs per call (the first call's structure is built once more, hence >=)
+    assert stats.counters["fused_kernels"] - before >= 2 * len(calls)
+
+
 def test_statistics_and_throughput_come_from_the_times():
     a = np.ones(1 << 16, np.float32)
     b = Benchmark("copy", "test", lambda tg: Work(lambda: a.copy(), bytes=2 * a.nbytes,

@@ -59,3 +59,55 @@ def test_eager_ops_keep_gradients_and_dtypes():
     np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), rtol=1e-6)
     np.testing.assert_allclose(X.grad.numpy(), tx.grad.numpy(), rtol=1e-6)
     assert (X > 0).dtype == st.bool
+
+
+@pytest.mark.parametrize("spec", ["Fusion(NumPy(), eager_below=0)",
+                                  "Fusion(Autodiff(NumPy()), eager_below=0)",
+                                  "Autodiff(Fusion(NumPy(), eager_below=0))",
+                                  "Quantization(PoolAllocator(Fusion(NumPy(), eager_below=0)))",
+                                  "Autodiff(NumPy())"])
+def test_realize_computes_a_result_that_is_then_dropped(spec):
+    """Tensor.realize() runs a pending chain now; a chain dropped unread is never run (this
+    is what a benchmark loop that discards its outputs would silently time)."""
+    S = st.backend(spec)
+    lazy = "Fusion" in spec
+    a = np.linspace(-1, 1, 12, dtype=np.float32)
+    A = st.from_numpy(a, backend=S)
+    c = _counts(lambda: (A * 3.0 + 1.0).relu())
+    assert c["fused_kernels"] == 0
+    S.sync()
+    y = {}
+    c = _counts(lambda: y.setdefault("y", (A * 3.0 + 1.0).relu().realize()))
+    assert c["fused_kernels"] == (1 if lazy else 0)
+    c = _counts(lambda: y["y"].numpy())          # already computed: nothing runs again
+    assert c["fused_kernels"] == 0
+    np.testing.assert_allclose(y["y"].numpy(), np.maximum(a.astype(np.float64) * 3 + 1, 0),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("spec", ["Fusion(NumPy(), eager_below=0)", "Fusion(OpenCL())"])
+def test_sync_runs_a_pending_chain_as_one_program(spec):
+    """sync() realizes the newest pending node first: the whole chain is one program. It used
+    to start from the oldest node, still alive as an argument of the next, so each op of the
+    chain ran as its own program. A node the user holds is still computed (recomputed)."""
+    try:
+        S = st.backend(spec)
+    except st.BackendError as e:
+        pytest.skip(f"{spec} unavailable: {e}")
+    a = np.linspace(-1, 1, 64, dtype=np.float32)
+    A = st.from_numpy(a, backend=S)
+    out = {}
+
+    def chain():
+        out["y"] = ((A * 2.0 + 1.0).relu() * 3.0).exp()
+        S.sync()
+    assert _counts(chain)["fused_kernels"] == 1
+
+    def held():
+        out["t"] = A * 2.0
+        out["y"] = (out["t"] + 1.0).relu()
+        S.sync()
+    assert _counts(held)["fused_kernels"] == 2
+    a64 = a.astype(np.float64)
+    np.testing.assert_allclose(out["t"].numpy(), a64 * 2, rtol=1e-6)
+    np.testing.assert_allclose(out["y"].numpy(), np.maximum(a64 * 2 + 1, 0), rtol=1e-6)

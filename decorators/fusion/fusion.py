@@ -184,10 +184,16 @@ class Fusion(Backend):
     def dlpack_device(self, x):
         return self.inner.dlpack_device(self._val(x))
 
+    def realize(self, x) -> None:
+        self.inner.realize(self._val(x))
+
     def sync(self) -> None:
         """Run every pending chain that is still referenced, then wait for the inner backend."""
         pend, self._pending = self._pending, []
-        for r in pend:
+        # newest first: a chain's last node runs the whole chain as one program, and the
+        # nodes inside it that nothing else references die with its arguments. Oldest first
+        # ran every intermediate node as its own program (a 5-op chain: 5 kernels).
+        for r in reversed(pend):
             n = r()
             if n is not None and n.value is None:
                 realize(self, n)
