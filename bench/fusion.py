@@ -3,9 +3,9 @@ step on X, Fusion(X), Fusion(Autodiff(X)) and Autodiff(Fusion(X)) beside PyTorch
 NumPy (`python -m bench --only fusion`). The chain also has a row for one hand-written
 OpenCL kernel (the floor a generated kernel can reach), on the OpenCL() target.
 
-A Fusion stack records elementwise work lazily and runs it when a value is needed; sync()
-only waits for queued kernels, so each strata run below forces its result (`_force`) before
-returning it, as reading the value would, without timing a copy to the host.
+A Fusion stack records elementwise work lazily and runs it when a value is read or realized;
+the runner realizes each run's result on such stacks (bench/runner.py), as reading the value
+would, without timing a copy to the host.
 """
 from __future__ import annotations
 
@@ -19,20 +19,6 @@ from .targets import Target
 
 N = 4 * 2**20
 F32 = 4
-
-
-def _force(t: Target, x):
-    """Run the pending (lazy) work behind x on a stack with a Fusion layer; return x."""
-    if t.kind != "strata":
-        return x
-    b, p = t.backend, x._p
-    while b is not None:
-        if type(b).__name__ == "Fusion":
-            b._val(p)
-            break
-        p = getattr(p, "value", p)  # an Autodiff primitive holds the inner one in .value
-        b = b.inner
-    return x
 
 
 def _data(seed: int, *shape: int) -> np.ndarray:
@@ -58,7 +44,7 @@ def fusion_chain(t: Target) -> Work:
         torch = t.torch
         return Work(lambda: torch.exp(torch.relu(a * b + c) * 2), bytes=4 * N * F32, note=note,
                     expected=ref)
-    return Work(lambda: _force(t, ((a * b + c).relu() * 2).exp()), bytes=4 * N * F32,
+    return Work(lambda: ((a * b + c).relu() * 2).exp(), bytes=4 * N * F32,
                 note=note, expected=ref)
 
 
@@ -135,7 +121,7 @@ def fusion_layer_norm(t: Target) -> Work:
         return Work(lambda: F.layer_norm(x, (n,), w, b, 1e-5), bytes=2 * n * n * F32, note=note,
                     expected=ref)
     F = t.st.functional
-    return Work(lambda: _force(t, F.layer_norm(x, (n,), w, b, 1e-5)), bytes=2 * n * n * F32,
+    return Work(lambda: F.layer_norm(x, (n,), w, b, 1e-5), bytes=2 * n * n * F32,
                 note=note, expected=ref)
 
 
@@ -161,7 +147,7 @@ def fusion_gelu_linear(t: Target) -> Work:
         F = t.torch.nn.functional
         return Work(lambda: F.gelu(x @ w + b), flops=flops, note=note, expected=ref, rtol=1e-3)
     F = t.st.functional
-    return Work(lambda: _force(t, F.gelu(x @ w + b)), flops=flops, note=note, expected=ref,
+    return Work(lambda: F.gelu(x @ w + b), flops=flops, note=note, expected=ref,
                 rtol=1e-3)
 
 
@@ -186,7 +172,7 @@ def fusion_linear_relu(t: Target) -> Work:
 
     def run():
         with t.st.no_grad():
-            return _force(t, F.relu(F.linear(x, w, b)))
+            return F.relu(F.linear(x, w, b))
     return Work(run, flops=flops, note=note, expected=ref, rtol=1e-4)
 
 
