@@ -34,6 +34,25 @@ def matmul_shape(a: tuple, b: tuple):
         return None
 
 
+def conv2d_output_hw(op: str, xshape: tuple, wshape: tuple, stride: tuple, padding: tuple,
+                     dilation: tuple, groups: int) -> tuple:
+    """(Ho, Wo) of conv2d of x (N, C, H, W) with w (O, C/groups, kh, kw), or a ShapeError that
+    names what does not fit."""
+    _, C, H, W = xshape
+    O, Cg, kh, kw = wshape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    if groups < 1 or C != Cg * groups or O % groups:
+        raise ShapeError(f"{op}: input has {C} channels and weight {tuple(wshape)} with "
+                         f"groups={groups}; need C == weight.shape[1] * groups and O divisible "
+                         f"by groups")
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if Ho <= 0 or Wo <= 0:
+        raise ShapeError(f"{op}: input {H}x{W} with padding ({ph}, {pw}) is smaller than the "
+                         f"dilated kernel {dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+    return Ho, Wo
+
+
 def broadcast_many(shapes, op: str = "op") -> tuple:
     out = ()
     for s in shapes:

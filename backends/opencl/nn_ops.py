@@ -9,7 +9,7 @@ from ...core.backend import Backend
 from ...core.memo import memo
 from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
-from ...core.shape import broadcast_shapes, numel
+from ...core.shape import broadcast_shapes, conv2d_output_hw, numel
 from ..nll_dims import NLL_WG, REDUCTIONS, nll_dims
 from ..strided import Layout
 from .array import CLArray, broadcast_layout, collapse
@@ -171,15 +171,8 @@ class NNOps:
         (sh, sw), (ph, pw), (dh, dw) = (_pair(stride, "stride"), _pair(padding, "padding"),
                                         _pair(dilation, "dilation"))
         G = int(groups)
-        if G < 1 or C != Cg * G or O % G:
-            raise ShapeError(f"conv2d: input has {C} channels and weight {w.layout.shape} with "
-                             f"groups={groups}; need C == weight.shape[1] * groups and "
-                             f"O divisible by groups")
-        Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        if Ho <= 0 or Wo <= 0:
-            raise ShapeError(f"conv2d: input {H}x{W} with padding ({ph}, {pw}) is smaller than "
-                             f"the dilated kernel {dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+        Ho, Wo = conv2d_output_hw("conv2d", x.layout.shape, w.layout.shape, (sh, sw), (ph, pw),
+                                  (dh, dw), G)
         if kh == kw == 1 and sh == sw == 1 and ph == pw == 0:
             col = self.reshape(x, (N, G, Cg, H * W))
         else:

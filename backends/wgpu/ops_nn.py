@@ -8,7 +8,7 @@ from ...core import dtype as dt
 from ...core.backend import Backend
 from ...core.backend_nn import _pool_out
 from ...core.errors import DTypeError, ShapeError, UnsupportedError
-from ...core.shape import broadcast_shapes, numel
+from ...core.shape import broadcast_shapes, conv2d_output_hw, numel
 from ..nll_dims import NLL_WG, REDUCTIONS, nll_dims
 from .dtypes import I32_MAX, I32_MIN
 from .runtime import kernel_source
@@ -143,14 +143,8 @@ class NNOps:
         N, C, H, W = x.shape
         O, Cg, kh, kw = w.shape
         (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-        if C != Cg * groups or O % groups:
-            raise ShapeError(f"WGPU().conv2d: input has {C} channels and weight {w.shape} "
-                             f"with groups={groups}")
-        Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        if Ho <= 0 or Wo <= 0:
-            raise ShapeError(f"WGPU().conv2d: kernel {kh}x{kw} (dilation {dilation}) is larger "
-                             f"than the padded input {H + 2 * ph}x{W + 2 * pw}")
+        Ho, Wo = conv2d_output_hw("WGPU().conv2d", x.shape, w.shape, stride, padding, dilation,
+                                  groups)
         G, K, L = groups, Cg * kh * kw, Ho * Wo
         col = new_tensor(self.rt, (N, G, K, L), x.dtype)
         total = col.layout.numel

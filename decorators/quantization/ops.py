@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from ...core import dtype as dt
 from ...core.errors import ShapeError
 from ...core.memo import memo
+from ...core.shape import conv2d_output_hw
 from .qtensor import QTensor, dequantize, from_work, int_values
 from .scheme import QuantSchemeError
 
@@ -313,16 +314,8 @@ def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, gr
     an im2col of the uncentred codes xq, one product per group."""
     N, C, H, W = B.shape(x)
     O, Cg, kh, kw = q.shape
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    if C != Cg * groups or O % groups:
-        raise ShapeError(f"quantized conv2d: input has {C} channels and weight {q.shape} with "
-                         f"groups={groups}; need C == weight.shape[1] * groups and O divisible "
-                         f"by groups")
-    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-    if Ho <= 0 or Wo <= 0:
-        raise ShapeError(f"quantized conv2d: input {H}x{W} with padding ({ph}, {pw}) is smaller "
-                         f"than the dilated kernel {dh * (kh - 1) + 1}x{dw * (kw - 1) + 1}")
+    Ho, Wo = conv2d_output_hw("quantized conv2d", (N, C, H, W), q.shape, stride, padding,
+                              dilation, groups)
     mats, colsum = _conv_int8_operand(B, q, w, groups)
     geometry = (H, W, tuple(stride), tuple(padding), tuple(dilation), groups)
     index = memo(q._cache.setdefault(("im2col",), {}), geometry,
