@@ -211,3 +211,35 @@ def test_full_data_models_quantize_within_budget(kind, mnist_dir):
         Q.quantize_model(m, scheme, calibration_data=_calib(xtr) if calibrated else None)
         qacc = _accuracy(m, B, xte, yte)
         assert acc - qacc <= max_loss, f"{kind} {scheme}: {acc:.2f}% -> {qacc:.2f}%"
+
+
+@pytest.mark.parametrize("spec", ["Autodiff(OpenCL())", "Autodiff(WGPU())"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_quantized_model_runs_the_integer_kernels_on_devices(spec, kind, mnist, trained_mlp,
+                                                             trained_cnn, tmp_path):
+    """A calibrated int8 checkpoint loaded onto a device stack takes the device's integer path
+    (int32 products, dot4I8Packed on WGPU, for linear and conv) and classifies the test
+    images as the NumPy stack does (the accumulation is exact on both)."""
+    try:
+        D = st.backend(spec)
+    except st.BackendError as e:
+        pytest.skip(f"{spec} unavailable: {e}")
+    make, trained = (_mlp, trained_mlp) if kind == "mlp" else (_cnn, trained_cnn)
+    model = _copy(make, trained)
+    B = trained[1]
+    Q.quantize_model(model, Q.QuantScheme(dtype="int8"), calibration_data=_calib(mnist[0]))
+    Q.save(model, tmp_path / "q.safetensors")
+    dev = Q.load(make(D), tmp_path / "q.safetensors")
+    x, y = mnist[2][:1000], mnist[3][:1000]
+    Q.reset_path_counts()
+    acc_dev = _accuracy(dev, D, x, y)
+    paths = Q.path_counts()
+    ops = ("linear",) if kind == "mlp" else ("conv2d", "linear")
+    for op in ops:
+        assert any(k.startswith(f"{op}:int8-") and not k.endswith("float32-exact")
+                   for k in paths), paths
+    with st.no_grad():
+        ref = model(st.from_numpy(x, backend=B)).numpy()
+        out = dev(st.from_numpy(x, backend=D)).numpy()
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    assert abs(acc_dev - _accuracy(model, B, x, y)) <= 0.1
