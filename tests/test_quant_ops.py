@@ -298,3 +298,57 @@ def test_conv2d_affine_int8_weight_keeps_the_float32_exact_path():
     finally:
         Q.set_int_accumulation("auto")
     assert Q.last_path()["path"] == "int8-float32-exact"
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize("mode", ["auto", "int32"])
+def test_zero_point_term_is_exact_past_float32_range(base, mode):
+    """Affine activations near their zero point against an all-positive weight: the
+    accumulator (~5e7) and zx * colsum nearly cancel. Taken in float32, both round to a few
+    units and their ~1e4 difference loses ~1e-4 of itself; the int32 paths subtract exactly."""
+    B = _backend(base)
+    rng = np.random.default_rng(9)
+    K = 4096
+    w = rng.uniform(0.9, 1.0, (8, K)).astype(np.float32)
+    x = rng.uniform(-0.1, 0.1, (4, K)).astype(np.float32)
+    act = Q.ActQuant.from_range(-1.0, 10.0)            # zero point -105
+    assert act.zero_point < -100
+    q = Q.quantize(st.from_numpy(w, backend=B), granularity="per_tensor")
+    Q.set_int_accumulation(mode)
+    try:
+        y = Q.linear(st.from_numpy(x, backend=B), q, act=act).numpy()
+        path = Q.last_path()["path"]
+    finally:
+        Q.set_int_accumulation("auto")
+    assert path.startswith("int8-") and path != "int8-float32-exact", path
+    xq = np.clip(np.round(x / np.float32(act.scale)) + act.zero_point, act.qmin, act.qmax)
+    wq = q.int_repr().astype(np.float64)
+    ref = (xq.astype(np.float64) - act.zero_point) @ wq.T * float(q.q_scale()) * act.scale
+    np.testing.assert_allclose(y, ref, rtol=2e-6, atol=0)
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_fused_quantize_and_rescale_programs_match_op_by_op(base, monkeypatch):
+    """The activation quantization and the rescale run as fused programs where the base
+    fuses at that size (devices: always; NumPy: from 2^18 elements); forced either way they
+    give the same values (same ops, same order)."""
+    from strata.decorators.quantization import ops as qops
+    B = _backend(base)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((3, 40)).astype(np.float32)
+    xc = rng.standard_normal((2, 4, 9, 9)).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    q = Q.quantize(st.from_numpy(rng.standard_normal((24, 40)).astype(np.float32), backend=B))
+    qc = Q.quantize(st.from_numpy(rng.standard_normal((6, 2, 3, 3)).astype(np.float32),
+                                  backend=B))
+    act, actc = Q.calibrate_activation([x + 1.0]), Q.calibrate_activation([xc + 1.0])
+    assert act.zero_point and actc.zero_point
+    out = {}
+    for fuse in (True, False):
+        monkeypatch.setattr(qops, "_fuses", lambda B, n, f=fuse: f)
+        out[fuse] = (Q.linear(st.from_numpy(x, backend=B), q, st.from_numpy(b, backend=B),
+                              act=act).numpy(),
+                     Q.conv2d(st.from_numpy(xc, backend=B), qc, st.from_numpy(b[:6], backend=B),
+                              padding=1, groups=2, act=actc).numpy())
+    for fused, plain in zip(out[True], out[False]):
+        np.testing.assert_allclose(fused, plain, rtol=1e-6, atol=1e-6 * np.abs(plain).max())

@@ -36,6 +36,7 @@ from ...core import dtype as dt
 from ...core.errors import ShapeError
 from ...core.memo import memo
 from ...core.shape import conv2d_output_hw
+from ..fusion.ir import ProgramBuilder
 from .qtensor import QTensor, dequantize, from_work, int_values
 from .scheme import QuantSchemeError
 
@@ -138,12 +139,107 @@ def int_mode(B) -> str:
     return "float32-exact" if base in ("NumPy", "CuPy") else "int32"
 
 
-def quantize_activation(B, x, act: ActQuant):
-    """Integer-valued float32 codes of x (round half to even, clamped)."""
+# The elementwise steps around an integer GEMM (quantizing the activations; the rescale after
+# it) as fused programs of the fusion IR, built once per structure and rerun with new
+# constants: one kernel each on OpenCL/WGPU instead of 4-5, also without a Fusion layer
+# (Quantization(OpenCL()) ran them op by op). Same ops in the same order as op by op.
+_PROGRAMS: dict = {}
+
+
+def _fuses(B, n: int) -> bool:
+    """Whether a fused program pays on B's base for n elements (NumPy: only large arrays)."""
+    return n >= getattr(B.base(), "fusion_eager_below", 0)
+
+
+def _quantize_program(d, zero_point: bool, out_d):
+    b = ProgramBuilder()
+    x = b.input(d)
+    scale, zp, lo, hi = (b.param(d) for _ in range(4))
+    q = b.op("round", b.op("div", x, scale))
+    if zero_point:
+        q = b.op("add", q, zp)
+    q = b.op("minimum", b.op("maximum", q, lo), hi)
+    return b.finish([q if out_d is d else b.op("cast", q, dtype=out_d)])
+
+
+def _exact_zero_point(acc_d) -> bool:
+    # an int32 or float64 accumulator takes the zero-point term in its own dtype: exact,
+    # where float32 would round both terms past 2^24 and lose digits in their difference
+    return acc_d is dt.int32 or acc_d is dt.float64
+
+
+def _rescale_program(acc_d, colsum_d, srow_d, bias_d):
+    """(acc [- colsum * zx]) * srow * sx [+ bias] in float32 from the accumulator's dtype;
+    colsum_d None: no zero-point term."""
+    f = dt.float32
+    exact = _exact_zero_point(acc_d)
+    b = ProgramBuilder()
+    acc = b.input(acc_d)
+    colsum = b.input(colsum_d) if colsum_d is not None else None
+    srow = b.input(srow_d)
+    bias = b.input(bias_d) if bias_d is not None else None
+    zp, scale = b.param(acc_d if exact else f), b.param(f)
+    y = acc
+    if colsum is not None and exact:
+        if colsum_d is not acc_d:
+            colsum = b.op("cast", colsum, dtype=acc_d)
+        y = b.op("sub", y, b.op("mul", colsum, zp))
+    if acc_d is not f:
+        y = b.op("cast", y, dtype=f)
+    if colsum is not None and not exact:
+        y = b.op("sub", y, b.op("mul", colsum, zp))
+    y = b.op("mul", b.op("mul", y, srow), scale)
+    if bias is not None:
+        y = b.op("add", y, bias)
+    return b.finish([y])
+
+
+def quantize_activation(B, x, act: ActQuant, dtype=None):
+    """Integer-valued codes of x (round half to even, clamped), in x's dtype or `dtype`."""
+    shape = tuple(B.shape(x))
+    d = B.dtype(x)
+    out_d = dtype or d
+    if _fuses(B, _prod(shape)):
+        zp = bool(act.zero_point)
+        prog = memo(_PROGRAMS, ("quantize", d, zp, out_d),
+                    lambda: _quantize_program(d, zp, out_d))
+        prog = prog.with_consts((act.scale, float(act.zero_point), float(act.qmin),
+                                 float(act.qmax)))
+        return B.fused_elementwise(prog, [x], shape)[0]
     q = B.round(B.div(x, act.scale))
     if act.zero_point:
         q = B.add(q, float(act.zero_point))
-    return B.minimum(B.maximum(q, float(act.qmin)), float(act.qmax))
+    q = B.minimum(B.maximum(q, float(act.qmin)), float(act.qmax))
+    return q if out_d is d else B.cast(q, out_d)
+
+
+def _rescale(B, acc, colsum, srow, act: ActQuant, bias):
+    """float32 (acc - colsum * zx) * srow * sx + bias; colsum None (or zx == 0): no zero-point
+    term; bias may be None. Inputs broadcast to acc's shape."""
+    if not act.zero_point:
+        colsum = None
+    shape = tuple(B.shape(acc))
+    if _fuses(B, _prod(shape)):
+        sig = (B.dtype(acc), None if colsum is None else B.dtype(colsum), B.dtype(srow),
+               None if bias is None else B.dtype(bias))
+        prog = memo(_PROGRAMS, ("rescale",) + sig, lambda: _rescale_program(*sig))
+        zp = act.zero_point if sig[0] is dt.int32 else float(act.zero_point)
+        prog = prog.with_consts((zp, act.scale))
+        inputs = [x for x in (acc, colsum, srow, bias) if x is not None]
+        return B.fused_elementwise(prog, inputs, shape)[0]
+    acc_d = B.dtype(acc)
+    exact = colsum is not None and _exact_zero_point(acc_d)
+    if exact:
+        if B.dtype(colsum) is not acc_d:
+            colsum = B.cast(colsum, acc_d)
+        zp = act.zero_point if acc_d is dt.int32 else float(act.zero_point)
+        acc = B.sub(acc, B.mul(colsum, zp))
+    if B.dtype(acc) is not dt.float32:
+        acc = B.cast(acc, dt.float32)
+    if colsum is not None and not exact:
+        acc = B.sub(acc, B.mul(colsum, float(act.zero_point)))
+    y = B.mul(B.mul(acc, srow), act.scale)
+    return y if bias is None else B.add(y, bias)
 
 
 def _per_output_scale(q: QTensor, out_axis: int):
@@ -174,6 +270,7 @@ def _gemm_operand(B, q: QTensor, mode: str, transpose: bool):
     maxabs = float(np.abs(B.to_numpy(m)).max()) if q.row else 0.0
     if mode == "int32":
         m = B.cast(m, dt.int32)
+        colsum = B.cast(colsum, dt.int32)   # the zero-point term is then exact (_rescale)
     elif mode == "float64-exact":
         m = B.cast(m, dt.float64)
     ncol = B.shape(colsum)[0]
@@ -222,18 +319,18 @@ def qmatmul_core(B, x, q: QTensor, bias, act: ActQuant | None, transpose: bool, 
         if chosen == "int32" and wmax <= 127:
             # both operands are int8 codes (an affine weight's code - zero point can leave
             # that range): the backend's int8 product, packed dot products on WGPU
-            acc = B.cast(B.int8_matmul(xq, m), dt.float32)
+            acc = B.int8_matmul(xq, m)
             if getattr(B.base(), "int8_dot4", False):
                 chosen = "dot4I8Packed"
         elif chosen == "int32":
-            acc = B.cast(B.matmul(B.cast(xq, dt.int32), m), dt.float32)
+            acc = B.matmul(B.cast(xq, dt.int32), m)
         elif chosen == "float64-exact":
-            acc = B.cast(B.matmul(B.cast(xq, dt.float64), m), dt.float32)
+            acc = B.matmul(B.cast(xq, dt.float64), m)
         else:
             acc = B.matmul(xq, m)
-        if act.zero_point:
-            acc = B.sub(acc, B.mul(colsum, float(act.zero_point)))
-        y = B.mul(B.mul(acc, srow), act.scale)
+        # int32 and float64 accumulators go to float32 first, as before the fused rescale
+        y = _rescale(B, acc, colsum, srow, act, bias)
+        bias = None
         _record(op, f"int8-{chosen}", B)
     if bias is not None:
         y = B.add(y, bias)
@@ -290,8 +387,10 @@ def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
             y = B.conv2d(x, dequantize(B, q), stride, padding, dilation, groups)
             _record("conv2d", "dequantize-float32", B)
         else:
+            colsum = None
             if path in ("int32", "dot4I8Packed"):
-                acc = _conv_int8(B, x, q, w, act, stride, padding, dilation, groups)
+                acc, colsum = _conv_int8(B, x, q, w, act, stride, padding, dilation, groups)
+                colsum = B.reshape(colsum, (1, o, 1, 1))
             else:
                 # centred codes (xq - zx): zero padding then stands for x = 0, as in the float conv
                 xq = quantize_activation(B, x, act)
@@ -302,7 +401,9 @@ def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
                                           padding, dilation, groups), dt.float32)
                 else:
                     acc = B.conv2d(xq, w, stride, padding, dilation, groups)
-            y = B.mul(B.mul(acc, srow), act.scale)
+            y = _rescale(B, acc, colsum, srow, act,
+                         None if bias is None else B.reshape(bias, (1, o, 1, 1)))
+            bias = None
             _record("conv2d", f"int8-{path}", B)
     if bias is not None:
         y = B.add(y, B.reshape(bias, (1, o, 1, 1)))
@@ -310,8 +411,9 @@ def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
 
 
 def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, groups: int):
-    """sum (xq - zx) * w of the conv as float32 (N, O, Ho, Wo), accumulated by int8_matmul on
-    an im2col of the uncentred codes xq, one product per group."""
+    """(sum xq * w as an int32 (N, O, Ho, Wo) view, colsum (O,) of w): the conv's exact
+    accumulation by int8_matmul on an im2col of the uncentred codes xq, one product per
+    group; sum (xq - zx) * w = acc - zx * colsum."""
     N, C, H, W = B.shape(x)
     O, Cg, kh, kw = q.shape
     Ho, Wo = conv2d_output_hw("quantized conv2d", (N, C, H, W), q.shape, stride, padding,
@@ -322,7 +424,7 @@ def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, gr
                  lambda: _im2col_index(B, q.shape, geometry), limit=8)
     # int32 before the im2col: int8_matmul on OpenCL would otherwise cast each group's rows,
     # kh*kw times the size of x
-    xq = B.cast(quantize_activation(B, x, act), dt.int32)
+    xq = quantize_activation(B, x, act, dt.int32)
     # one slot past each image holds zx, the code of x = 0, for the padded positions (centred
     # codes would cost a pass over x)
     xq = B.pad(B.reshape(xq, (N, C * H * W)), ((0, 0), (0, 1)), act.zero_point)
@@ -332,10 +434,8 @@ def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, gr
     outs = [B.int8_matmul(B.slice(col, (0, g * kg), (rows, (g + 1) * kg), (1, 1)), m)
             for g, m in enumerate(mats)]
     acc = B.cat(outs, 1) if groups > 1 else outs[0]
-    if act.zero_point:
-        acc = B.sub(acc, B.mul(colsum, act.zero_point))
-    # the cast writes the NCHW layout the float paths give
-    return B.cast(B.permute(B.reshape(acc, (N, Ho, Wo, O)), (0, 3, 1, 2)), dt.float32)
+    # an NCHW view: the rescale reads it strided and writes the layout the float paths give
+    return B.permute(B.reshape(acc, (N, Ho, Wo, O)), (0, 3, 1, 2)), colsum
 
 
 def _im2col_index(B, wshape: tuple, geometry: tuple):
