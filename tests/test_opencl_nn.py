@@ -174,3 +174,20 @@ def test_layer_norm_matches_torch(B, shape, k):
     check(B, got, want, rtol=1e-4, atol=1e-4)
     check(B, B.layer_norm(px, k, None, None, 1e-5),
           TF.layer_norm(tx, shape[-k:], eps=1e-5).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("n,k,m", [(1, 1, 1), (7, 13, 5), (33, 64, 17), (65, 200, 9), (3, 0, 4),
+                                   (0, 5, 3)])
+def test_int8_matmul_kernel_is_exact(B, n, k, m):
+    """int8.cl against NumPy int64: int8, int32 and integer-valued float32 codes, dense,
+    transposed and sliced operands (the kernel reads int8 rows in place, others are packed)."""
+    rng = np.random.default_rng(n * 1000 + k)
+    a = rng.integers(-128, 128, (n, k))
+    b = rng.integers(-128, 128, (k, m))
+    want = a @ b
+    for d in (dt.int8, dt.int32, dt.float32):
+        for ka in ("contig", "T", "sliced"):
+            for kb in ("contig", "T", "sliced"):
+                got = B.int8_matmul(put(B, a.astype(d.np), d, ka), put(B, b.astype(d.np), d, kb))
+                assert got.dtype is dt.int32
+                np.testing.assert_array_equal(B.to_numpy(got), want, err_msg=f"{d.name} {ka} @ {kb}")

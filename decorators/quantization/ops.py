@@ -151,15 +151,14 @@ def _fuses(B, n: int) -> bool:
     return n >= getattr(B.base(), "fusion_eager_below", 0)
 
 
-def _quantize_program(d, zero_point: bool, out_d):
+def _quantize_program(d, zero_point: bool):
     b = ProgramBuilder()
     x = b.input(d)
     scale, zp, lo, hi = (b.param(d) for _ in range(4))
     q = b.op("round", b.op("div", x, scale))
     if zero_point:
         q = b.op("add", q, zp)
-    q = b.op("minimum", b.op("maximum", q, lo), hi)
-    return b.finish([q if out_d is d else b.op("cast", q, dtype=out_d)])
+    return b.finish([b.op("minimum", b.op("maximum", q, lo), hi)])
 
 
 def _exact_zero_point(acc_d) -> bool:
@@ -194,23 +193,20 @@ def _rescale_program(acc_d, colsum_d, srow_d, bias_d):
     return b.finish([y])
 
 
-def quantize_activation(B, x, act: ActQuant, dtype=None):
-    """Integer-valued codes of x (round half to even, clamped), in x's dtype or `dtype`."""
+def quantize_activation(B, x, act: ActQuant):
+    """Integer-valued codes of x in x's dtype (round half to even, clamped)."""
     shape = tuple(B.shape(x))
     d = B.dtype(x)
-    out_d = dtype or d
     if _fuses(B, _prod(shape)):
         zp = bool(act.zero_point)
-        prog = memo(_PROGRAMS, ("quantize", d, zp, out_d),
-                    lambda: _quantize_program(d, zp, out_d))
+        prog = memo(_PROGRAMS, ("quantize", d, zp), lambda: _quantize_program(d, zp))
         prog = prog.with_consts((act.scale, float(act.zero_point), float(act.qmin),
                                  float(act.qmax)))
         return B.fused_elementwise(prog, [x], shape)[0]
     q = B.round(B.div(x, act.scale))
     if act.zero_point:
         q = B.add(q, float(act.zero_point))
-    q = B.minimum(B.maximum(q, float(act.qmin)), float(act.qmax))
-    return q if out_d is d else B.cast(q, out_d)
+    return B.minimum(B.maximum(q, float(act.qmin)), float(act.qmax))
 
 
 def _rescale(B, acc, colsum, srow, act: ActQuant, bias):
@@ -269,7 +265,12 @@ def _gemm_operand(B, q: QTensor, mode: str, transpose: bool):
     import numpy as np
     maxabs = float(np.abs(B.to_numpy(m)).max()) if q.row else 0.0
     if mode == "int32":
-        m = B.cast(m, dt.int32)
+        if maxabs <= 127 and _code_dtype(B) is dt.int8:
+            # int8 codes stored as (M, K) rows, viewed (K, M): int8_matmul's operand as
+            # OpenCL's kernel reads it (unit stride along k) and WGPU's pack kernel too
+            m = B.permute(B.cast(B.permute(m, (1, 0)), dt.int8), (1, 0))
+        else:
+            m = B.cast(m, dt.int32)
         colsum = B.cast(colsum, dt.int32)   # the zero-point term is then exact (_rescale)
     elif mode == "float64-exact":
         m = B.cast(m, dt.float64)
@@ -315,8 +316,9 @@ def qmatmul_core(B, x, q: QTensor, bias, act: ActQuant | None, transpose: bool, 
         chosen = _choose(B, k, xmax, wmax)
         if chosen != mode:
             m, colsum, wmax, srow = _gemm_operand(B, q, chosen, transpose)
+        int8 = chosen == "int32" and wmax <= 127 and _code_dtype(B) is dt.int8
         xq = quantize_activation(B, x2, act)
-        if chosen == "int32" and wmax <= 127:
+        if int8:
             # both operands are int8 codes (an affine weight's code - zero point can leave
             # that range): the backend's int8 product, packed dot products on WGPU
             acc = B.int8_matmul(xq, m)
@@ -422,9 +424,11 @@ def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, gr
     geometry = (H, W, tuple(stride), tuple(padding), tuple(dilation), groups)
     index = memo(q._cache.setdefault(("im2col",), {}), geometry,
                  lambda: _im2col_index(B, q.shape, geometry), limit=8)
-    # int32 before the im2col: int8_matmul on OpenCL would otherwise cast each group's rows,
-    # kh*kw times the size of x
-    xq = quantize_activation(B, x, act, dt.int32)
+    # integer codes before the im2col: int8_matmul would otherwise cast each group's rows,
+    # kh*kw times the size of x (int32: a cast to it is ~3x faster than to int8 on PoCL, and
+    # OpenCL's int8 kernel reads either; a fused program that casts runs one element per
+    # work-item there, hence the separate cast)
+    xq = B.cast(quantize_activation(B, x, act), dt.int32)
     # one slot past each image holds zx, the code of x = 0, for the padded positions (centred
     # codes would cost a pass over x)
     xq = B.pad(B.reshape(xq, (N, C * H * W)), ((0, 0), (0, 1)), act.zero_point)
@@ -455,8 +459,13 @@ def _im2col_index(B, wshape: tuple, geometry: tuple):
     return B.from_numpy(flat.reshape(-1).astype(np.int64), dt.int64)
 
 
+def _code_dtype(B):
+    """int8 codes where the stack stores int8, else int32 (both exact for int8_matmul)."""
+    return dt.int8 if B.supports(dt.int8) else dt.int32
+
+
 def _conv_int8_operand(B, q: QTensor, w, groups: int):
-    """([(Cg*kh*kw, O/groups) int32 weight codes per group], colsum (O,) int32) cached on q."""
+    """([(Cg*kh*kw, O/groups) weight codes per group], colsum (O,) int32) cached on q."""
     key = ("conv-int8", groups)
     hit = q._cache.get(key)
     if hit is not None:
@@ -465,7 +474,8 @@ def _conv_int8_operand(B, q: QTensor, w, groups: int):
     og, kg = O // groups, Cg * kh * kw
     m = B.reshape(w, (O, kg))
     colsum = B.cast(B.sum(m, (1,), False), dt.int32)
-    m = B.cast(B.permute(m, (1, 0)), dt.int32)      # the cast lays out (kg, O) densely
+    # (O, kg) rows of codes viewed (kg, O), as int8_matmul reads its right operand best
+    m = B.permute(B.cast(m, _code_dtype(B)), (1, 0))
     mats = [B.slice(m, (0, g * og), (kg, (g + 1) * og), (1, 1)) for g in range(groups)]
     hit = q._cache[key] = (mats, colsum)
     return hit
