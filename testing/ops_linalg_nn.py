@@ -16,7 +16,23 @@ def mm(name, run, refn, *shapes, dtypes=MM_DTYPES, transposed=(), tol=2.0, dref=
     return Case(name, run, refn, args, dtypes=dtypes, tol=tol, dref=dref, group="linalg")
 
 
+def _int8_codes(rng, d):
+    """Full-range int8 codes (-128..127) held as d; k = 19 is not a multiple of 4 or 16."""
+    return [rng.integers(-128, 128, (5, 19)).astype(d.np),
+            rng.integers(-128, 128, (7, 19)).astype(d.np)]
+
+
+def _int8_matmul(st, F, a, w):
+    # the protocol op Quantization's integer GEMMs call (no Tensor method exposes it), with
+    # the right operand a transposed view, as a quantized weight is stored
+    B = a.backend
+    return st.Tensor._make(B.int8_matmul(a._p, w.transpose(0, 1)._p), B)
+
+
 LINALG = [
+    Case("int8_matmul", _int8_matmul, lambda a, w: a @ w.T, (),
+         dtypes=(dt.int8, dt.int32, dt.float32), out=dt.int32, tol=0.0, grad=False,
+         make=_int8_codes, group="linalg"),
     mm("matmul", lambda st, F, a, b: a @ b, np.matmul, (4, 5), (5, 3),
        dref=lambda g, a, b: (g @ b.T, a.T @ g)),
     mm("matmul(batch broadcast)", lambda st, F, a, b: st.matmul(a, b), np.matmul,
