@@ -47,6 +47,14 @@ class NNDefaults:
         shifted = self.sub(x, self.max(x, (axis,), True))
         return self.sub(shifted, self.log(self.sum(self.exp(shifted), (axis,), True)))
 
+    def softmax_backward(self, g, y, axis: int, log: bool):
+        """d loss / d x of y = softmax(x) (log=False) or log_softmax(x) (log=True) along axis,
+        given y and g = d loss / d y: y * (g - sum(g * y)), or g - exp(y) * sum(g). Autodiff's
+        rules call it, so a backend with a row kernel runs each backward in one launch."""
+        if log:
+            return self.sub(g, self.mul(self.exp(y), self.sum(g, (axis,), True)))
+        return self.mul(y, self.sub(g, self.sum(self.mul(g, y), (axis,), True)))
+
     def _nll_weights(self, target, weight, ignore_index: int, n_classes: int, dtype: DType,
                      check: bool = True):
         """(safe targets, per-target weights of `dtype`): ignored targets become class 0 with

@@ -49,13 +49,13 @@ def linear_bw(B, s, g, nx):
 @rule("SoftmaxBackward")
 def softmax_bw(B, s, g, nx):
     y, axis = s
-    return (B.mul(y, B.sub(g, B.sum(B.mul(g, y), (axis,), True))),)
+    return (B.softmax_backward(g, y, axis, False),)
 
 
 @rule("LogSoftmaxBackward")
 def log_softmax_bw(B, s, g, nx):
     y, axis = s
-    return (B.sub(g, B.mul(B.exp(y), B.sum(g, (axis,), True))),)
+    return (B.softmax_backward(g, y, axis, True),)
 
 
 @rule("NllLossBackward")

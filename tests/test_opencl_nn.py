@@ -191,3 +191,23 @@ def test_int8_matmul_kernel_is_exact(B, n, k, m):
                 got = B.int8_matmul(put(B, a.astype(d.np), d, ka), put(B, b.astype(d.np), d, kb))
                 assert got.dtype is dt.int32
                 np.testing.assert_array_equal(B.to_numpy(got), want, err_msg=f"{d.name} {ka} @ {kb}")
+
+
+@pytest.mark.parametrize("shape,axis", [((6, 5), 1), ((6, 5), 0), ((2, 3, 7), 1), ((3, 300), 1),
+                                        ((1, 1), 1)])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_backward_row_kernel(B, shape, axis, log):
+    """softmax_bw_row against the float64 formula, with a transposed (strided) incoming
+    gradient; rows of 300 with few rows take the composition."""
+    rng = np.random.default_rng(sum(shape) + axis)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    y = B.log_softmax(B.from_numpy(x, dt.float32), axis) if log else \
+        B.softmax(B.from_numpy(x, dt.float32), axis)
+    yr = B.to_numpy(y).astype(np.float64)
+    gr = g.astype(np.float64)
+    want = gr - np.exp(yr) * gr.sum(axis, keepdims=True) if log else \
+        yr * (gr - (gr * yr).sum(axis, keepdims=True))
+    for kind in ("contig", "T"):
+        got = B.softmax_backward(put(B, g, dt.float32, kind), y, axis, log)
+        check(B, got, want, rtol=1e-5, atol=1e-6, what=kind)

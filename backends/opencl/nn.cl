@@ -100,6 +100,25 @@ __kernel void softmax_row(__global T* out, const long16 ost, const long os,
     }
 }
 
+// the gradient of softmax (or log_softmax when logsm) of rows, from its output y and the
+// incoming gradient g: y * (g - sum(g * y)), or g - exp(y) * sum(g)
+__kernel void softmax_bw_row(__global T* out, const long16 ost, const long os,
+                             __global const T* g, const long go, const long16 gst, const long gs,
+                             __global const T* y, const long yo, const long16 yst, const long ys,
+                             const long16 osh, const int ond, const long R, const long nrows,
+                             const int logsm) {
+    const long o = get_global_id(0);
+    if (o >= nrows) return;
+    const long bg = go + outer_offset(o, osh, gst, ond), by = yo + outer_offset(o, osh, yst, ond);
+    const long bo = outer_offset(o, osh, ost, ond);
+    T s = (T)0;
+    for (long r = 0; r < R; ++r) s += logsm ? g[bg + r * gs] : g[bg + r * gs] * y[by + r * ys];
+    for (long r = 0; r < R; ++r) {
+        const T gv = g[bg + r * gs], yv = y[by + r * ys];
+        out[bo + r * os] = logsm ? gv - exp(yv) * s : yv * (gv - s);
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void softmax_wg(__global T* out, const long16 ost, const long os,
                 __global const T* x, const long xo, const long16 xst, const long xs,

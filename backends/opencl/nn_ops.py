@@ -304,6 +304,32 @@ class NNOps:
     def softmax(self, x, axis: int):
         return self._softmax(x, axis, False)
 
+    def softmax_backward(self, g: CLArray, y: CLArray, axis: int, log: bool) -> CLArray:
+        """One launch per backward where the forward takes one work-item per row (short rows
+        or many of them); the protocol's composition (4 launches) otherwise."""
+        ly, lg = y.layout, g.layout
+        d = y.dtype
+        R = ly.shape[axis] if ly.ndim else 1
+        nrows = numel(ly.shape) // R if R else 0
+        if (g.dtype is not d or d.kind != 2 or lg.shape != ly.shape or ly.ndim == 0
+                or nrows == 0 or not (R <= 256 or nrows >= 4096)):
+            return Backend.softmax_backward(self, g, y, axis, log)
+        out = self._new(ly.shape, d)
+        kept = [i for i in range(ly.ndim) if i != axis]
+        outer = collapse(tuple(ly.shape[i] for i in kept),
+                         [tuple(lay.strides[i] for i in kept)
+                          for lay in (lg, ly, out.layout)])[::-1]
+        self._launch_1d(self._nn_kernel(d, "softmax_bw_row"), nrows,
+                        out.buf, _vec16([st[2] for _, st in outer]),
+                        np.int64(out.layout.strides[axis]),
+                        g.buf, np.int64(lg.offset), _vec16([st[0] for _, st in outer]),
+                        np.int64(lg.strides[axis]),
+                        y.buf, np.int64(ly.offset), _vec16([st[1] for _, st in outer]),
+                        np.int64(ly.strides[axis]),
+                        _vec16([s for s, _ in outer]), np.int32(len(outer)), np.int64(R),
+                        np.int64(nrows), np.int32(log))
+        return out
+
     def log_softmax(self, x, axis: int):
         return self._softmax(x, axis, True)
 
