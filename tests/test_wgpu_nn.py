@@ -243,3 +243,22 @@ def test_allocator_hook(B):
         assert B.allocator.frees == 2
     finally:
         B.allocator = saved
+
+
+@pytest.mark.parametrize("shape,axis", [((6, 5), 1), ((6, 5), 0), ((2, 3, 7), 1), ((1, 1), 1)])
+@pytest.mark.parametrize("log", [False, True])
+def test_softmax_backward_row_kernel(B, shape, axis, log):
+    """One dispatch against the float64 formula, with a transposed incoming gradient."""
+    rng = np.random.default_rng(sum(shape) + axis)
+    x = rng.standard_normal(shape).astype(np.float32)
+    g = rng.standard_normal(shape).astype(np.float32)
+    y = B.log_softmax(f32(B, x), axis) if log else B.softmax(f32(B, x), axis)
+    yr = B.to_numpy(y).astype(np.float64)
+    gr = g.astype(np.float64)
+    want = gr - np.exp(yr) * gr.sum(axis, keepdims=True) if log else \
+        yr * (gr - (gr * yr).sum(axis, keepdims=True))
+    gt = B.permute(f32(B, np.ascontiguousarray(np.swapaxes(g, 0, -1))),
+                   tuple(reversed(range(len(shape)))) if len(shape) == 2 else (2, 1, 0))
+    for gin in (f32(B, g), gt):
+        got = B.to_numpy(B.softmax_backward(gin, y, axis, log))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

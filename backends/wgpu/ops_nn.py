@@ -237,6 +237,13 @@ class NNOps:
     def log_softmax(self, x, axis):
         return self._rows("log_softmax", x, axis, _SOFTMAX.replace("RESULT", "v - mx - log(s)"))
 
+    def softmax_backward(self, g, y, axis, log):
+        # one dispatch instead of the composition's four; y rides in the weight binding
+        if g.shape != y.shape or g.dtype is not y.dtype or not g.shape:
+            return Backend.softmax_backward(self, g, y, axis, log)
+        body = _SOFTMAX_BW_LOG if log else _SOFTMAX_BW
+        return self._rows("log_softmax_bw" if log else "softmax_bw", g, axis, body, weight=y)
+
     def layer_norm(self, x, normalized_ndim, weight, bias, eps):
         shape = x.shape
         nd = len(shape)
@@ -377,6 +384,23 @@ _SOFTMAX = """var mx = -f_inf();
     for (var j = 0u; j < L; j = j + 1u) {
         let v = f32(x[xo + base + j * inner]);
         STORE(RESULT);
+    }"""
+
+# gradients of softmax / log_softmax rows: x holds the incoming gradient g, wt the forward's
+# output y (same dense layout): y * (g - sum(g * y)), or g - exp(y) * sum(g)
+_SOFTMAX_BW = """var s = 0.0;
+    for (var j = 0u; j < L; j = j + 1u) {
+        s = s + f32(x[xo + base + j * inner]) * f32(wt[base + j * inner]);
+    }
+    for (var j = 0u; j < L; j = j + 1u) {
+        let yv = f32(wt[base + j * inner]);
+        STORE(yv * (f32(x[xo + base + j * inner]) - s));
+    }"""
+
+_SOFTMAX_BW_LOG = """var s = 0.0;
+    for (var j = 0u; j < L; j = j + 1u) { s = s + f32(x[xo + base + j * inner]); }
+    for (var j = 0u; j < L; j = j + 1u) {
+        STORE(f32(x[xo + base + j * inner]) - exp(f32(wt[base + j * inner])) * s);
     }"""
 
 _LAYER_NORM = """var mean = 0.0;
