@@ -273,6 +273,25 @@ class NNOps:
         return out
 
     # ---------------------------------------------------------------- row ops
+    @staticmethod
+    def _row_args(axis: int, arrays: list) -> tuple:
+        """(R, nrows, per array (buffer-or-None, offset, outer strides, stride along axis),
+        outer sizes, outer ndim) of a row problem along axis over same-shaped arrays: the
+        other dims are collapsed where every array walks them alike."""
+        shape = arrays[0].layout.shape
+        kept = [i for i in range(len(shape)) if i != axis]
+        outer = collapse(tuple(shape[i] for i in kept),
+                         [tuple(a.layout.strides[i] for i in kept) for a in arrays])[::-1]
+        R = shape[axis]
+        per = [(np.int64(a.layout.offset), _vec16([st[k] for _, st in outer]),
+                np.int64(a.layout.strides[axis])) for k, a in enumerate(arrays)]
+        return R, numel(shape) // R, per, _vec16([s for s, _ in outer]), np.int32(len(outer))
+
+    @staticmethod
+    def _item_per_row(R: int, nrows: int) -> bool:
+        # one work-item per row pays for short rows or many of them; else a work-group each
+        return R <= 256 or nrows >= 4096
+
     def _softmax(self, x: CLArray, axis: int, log: bool) -> CLArray:
         d = x.dtype
         if d.kind != 2:
@@ -284,17 +303,9 @@ class NNOps:
             return out
         if lay.ndim == 0:
             return self.full((), 0.0 if log else 1.0, d)
-        kept = [i for i in range(lay.ndim) if i != axis]
-        outer = collapse(tuple(lay.shape[i] for i in kept),
-                         [tuple(lay.strides[i] for i in kept),
-                          tuple(out.layout.strides[i] for i in kept)])[::-1]
-        R = lay.shape[axis]
-        nrows = numel(lay.shape) // R
-        args = (out.buf, _vec16([st[1] for _, st in outer]), np.int64(out.layout.strides[axis]),
-                x.buf, np.int64(lay.offset), _vec16([st[0] for _, st in outer]),
-                np.int64(lay.strides[axis]), _vec16([s for s, _ in outer]), np.int32(len(outer)),
-                np.int64(R))
-        if R <= 256 or nrows >= 4096:
+        R, nrows, ((xo, xst, xs), (_, ost, os)), osh, ond = self._row_args(axis, [x, out])
+        args = (out.buf, ost, os, x.buf, xo, xst, xs, osh, ond, np.int64(R))
+        if self._item_per_row(R, nrows):
             self._launch_1d(self._nn_kernel(d, "softmax_row"), nrows, *args, np.int64(nrows),
                             np.int32(log))
         else:
@@ -305,28 +316,19 @@ class NNOps:
         return self._softmax(x, axis, False)
 
     def softmax_backward(self, g: CLArray, y: CLArray, axis: int, log: bool) -> CLArray:
-        """One launch per backward where the forward takes one work-item per row (short rows
-        or many of them); the protocol's composition (4 launches) otherwise."""
-        ly, lg = y.layout, g.layout
+        """One launch where the forward takes one work-item per row; the protocol's
+        composition (4 launches) otherwise."""
+        ly = y.layout
         d = y.dtype
-        R = ly.shape[axis] if ly.ndim else 1
-        nrows = numel(ly.shape) // R if R else 0
-        if (g.dtype is not d or d.kind != 2 or lg.shape != ly.shape or ly.ndim == 0
-                or nrows == 0 or not (R <= 256 or nrows >= 4096)):
+        if (g.dtype is not d or d.kind != 2 or g.layout.shape != ly.shape or ly.ndim == 0
+                or ly.numel == 0 or not self._item_per_row(ly.shape[axis],
+                                                             ly.numel // ly.shape[axis])):
             return Backend.softmax_backward(self, g, y, axis, log)
         out = self._new(ly.shape, d)
-        kept = [i for i in range(ly.ndim) if i != axis]
-        outer = collapse(tuple(ly.shape[i] for i in kept),
-                         [tuple(lay.strides[i] for i in kept)
-                          for lay in (lg, ly, out.layout)])[::-1]
-        self._launch_1d(self._nn_kernel(d, "softmax_bw_row"), nrows,
-                        out.buf, _vec16([st[2] for _, st in outer]),
-                        np.int64(out.layout.strides[axis]),
-                        g.buf, np.int64(lg.offset), _vec16([st[0] for _, st in outer]),
-                        np.int64(lg.strides[axis]),
-                        y.buf, np.int64(ly.offset), _vec16([st[1] for _, st in outer]),
-                        np.int64(ly.strides[axis]),
-                        _vec16([s for s, _ in outer]), np.int32(len(outer)), np.int64(R),
+        R, nrows, ((go, gst, gs), (yo, yst, ys), (_, ost, os)), osh, ond = \
+            self._row_args(axis, [g, y, out])
+        self._launch_1d(self._nn_kernel(d, "softmax_bw_row"), nrows, out.buf, ost, os,
+                        g.buf, go, gst, gs, y.buf, yo, yst, ys, osh, ond, np.int64(R),
                         np.int64(nrows), np.int32(log))
         return out
 

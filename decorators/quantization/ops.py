@@ -6,8 +6,8 @@ Two paths, chosen per call and recorded (see `last_path()` / `path_counts()`):
   the weight has one scale per output channel or per tensor: activations are quantized to
   int8 codes, the product of codes is accumulated exactly, and one rescale per output channel
   gives the result (y = sx * sw[o] * (xq @ wq^T - zx * colsum(wq)) + b). Exact accumulation runs
-  as "int32" (the default on OpenCL and WGPU: the backend's int8_matmul, int32 operands on
-  OpenCL; on WGPU packed int8 dot products with dot4I8Packed where the adapter compiles it,
+  as "int32" (the default on OpenCL and WGPU: the backend's int8_matmul, OpenCL's int8.cl
+  kernel; on WGPU packed int8 dot products with dot4I8Packed where the adapter compiles it,
   recorded as "dot4I8Packed") or as "float32-exact" (the default on NumPy and CuPy:
   integer-valued float32 operands in the BLAS/float kernel, exact while
   K * max|xq| * max|wq| < 2^24; NumPy's integer matmul has no BLAS and is ~200x slower than its
@@ -18,10 +18,10 @@ Two paths, chosen per call and recorded (see `last_path()` / `path_counts()`):
   rows go through int8_matmul, and zx * colsum(wq) is subtracted in int32. Its weight codes
   must be int8: an affine int8 weight (code - zero point up to 255) takes the float conv below.
   conv2d on "float32-exact" / "float64-exact": the backend's float conv2d of the centred codes
-  xq - zx, whose zero padding stands for x = 0. On the CPU devices measured (PoCL OpenCL,
-  llvmpipe WGPU) the int32 conv is not faster than float32-exact: even under Fusion(OpenCL()),
-  ~1.1x its time on OpenCL(), ~1.2x on WGPU(); integer products are no faster there, and the
-  gather and the int32 epilogue are extra passes.
+  xq - zx, whose zero padding stands for x = 0.
+  Quantizing the activations and the rescale after the product are one fused program each
+  (run op by op where the base does not fuse at that size), the zero-point term taken in the
+  accumulator's own type. Measured speeds: README, "PoolAllocator and Quantization".
 * dequantize — everything else (no calibration: weight-only quantization; per-block scales,
   which change inside a dot product): the weight is dequantized to float32 and the float op runs.
 """
@@ -33,6 +33,7 @@ import threading
 from dataclasses import dataclass
 
 from ...core import dtype as dt
+from ...core.backend import Backend
 from ...core.errors import ShapeError
 from ...core.memo import memo
 from ...core.shape import conv2d_output_hw
@@ -142,13 +143,22 @@ def int_mode(B) -> str:
 # The elementwise steps around an integer GEMM (quantizing the activations; the rescale after
 # it) as fused programs of the fusion IR, built once per structure and rerun with new
 # constants: one kernel each on OpenCL/WGPU instead of 4-5, also without a Fusion layer
-# (Quantization(OpenCL()) ran them op by op). Same ops in the same order as op by op.
+# (Quantization(OpenCL()) ran them op by op), and the same program interpreted op by op
+# where fusing does not pay.
 _PROGRAMS: dict = {}
 
 
 def _fuses(B, n: int) -> bool:
     """Whether a fused program pays on B's base for n elements (NumPy: only large arrays)."""
     return n >= getattr(B.base(), "fusion_eager_below", 0)
+
+
+def _run_program(B, prog, inputs: list, shape: tuple):
+    """prog's single output on B: one fused kernel where that pays, else the protocol's
+    interpreter, op by op on B."""
+    if _fuses(B, _prod(shape)):
+        return B.fused_elementwise(prog, inputs, shape)[0]
+    return Backend.fused_elementwise(B, prog, inputs, shape)[0]
 
 
 def _quantize_program(d, zero_point: bool):
@@ -195,18 +205,11 @@ def _rescale_program(acc_d, colsum_d, srow_d, bias_d):
 
 def quantize_activation(B, x, act: ActQuant):
     """Integer-valued codes of x in x's dtype (round half to even, clamped)."""
-    shape = tuple(B.shape(x))
     d = B.dtype(x)
-    if _fuses(B, _prod(shape)):
-        zp = bool(act.zero_point)
-        prog = memo(_PROGRAMS, ("quantize", d, zp), lambda: _quantize_program(d, zp))
-        prog = prog.with_consts((act.scale, float(act.zero_point), float(act.qmin),
-                                 float(act.qmax)))
-        return B.fused_elementwise(prog, [x], shape)[0]
-    q = B.round(B.div(x, act.scale))
-    if act.zero_point:
-        q = B.add(q, float(act.zero_point))
-    return B.minimum(B.maximum(q, float(act.qmin)), float(act.qmax))
+    zp = bool(act.zero_point)
+    prog = memo(_PROGRAMS, ("quantize", d, zp), lambda: _quantize_program(d, zp))
+    prog = prog.with_consts((act.scale, float(act.zero_point), float(act.qmin), float(act.qmax)))
+    return _run_program(B, prog, [x], tuple(B.shape(x)))
 
 
 def _rescale(B, acc, colsum, srow, act: ActQuant, bias):
@@ -214,28 +217,13 @@ def _rescale(B, acc, colsum, srow, act: ActQuant, bias):
     term; bias may be None. Inputs broadcast to acc's shape."""
     if not act.zero_point:
         colsum = None
-    shape = tuple(B.shape(acc))
-    if _fuses(B, _prod(shape)):
-        sig = (B.dtype(acc), None if colsum is None else B.dtype(colsum), B.dtype(srow),
-               None if bias is None else B.dtype(bias))
-        prog = memo(_PROGRAMS, ("rescale",) + sig, lambda: _rescale_program(*sig))
-        zp = act.zero_point if sig[0] is dt.int32 else float(act.zero_point)
-        prog = prog.with_consts((zp, act.scale))
-        inputs = [x for x in (acc, colsum, srow, bias) if x is not None]
-        return B.fused_elementwise(prog, inputs, shape)[0]
-    acc_d = B.dtype(acc)
-    exact = colsum is not None and _exact_zero_point(acc_d)
-    if exact:
-        if B.dtype(colsum) is not acc_d:
-            colsum = B.cast(colsum, acc_d)
-        zp = act.zero_point if acc_d is dt.int32 else float(act.zero_point)
-        acc = B.sub(acc, B.mul(colsum, zp))
-    if B.dtype(acc) is not dt.float32:
-        acc = B.cast(acc, dt.float32)
-    if colsum is not None and not exact:
-        acc = B.sub(acc, B.mul(colsum, float(act.zero_point)))
-    y = B.mul(B.mul(acc, srow), act.scale)
-    return y if bias is None else B.add(y, bias)
+    sig = (B.dtype(acc), None if colsum is None else B.dtype(colsum), B.dtype(srow),
+           None if bias is None else B.dtype(bias))
+    prog = memo(_PROGRAMS, ("rescale",) + sig, lambda: _rescale_program(*sig))
+    zp = act.zero_point if sig[0] is dt.int32 else float(act.zero_point)
+    prog = prog.with_consts((zp, act.scale))
+    inputs = [x for x in (acc, colsum, srow, bias) if x is not None]
+    return _run_program(B, prog, inputs, tuple(B.shape(acc)))
 
 
 def _per_output_scale(q: QTensor, out_axis: int):
@@ -316,9 +304,8 @@ def qmatmul_core(B, x, q: QTensor, bias, act: ActQuant | None, transpose: bool, 
         chosen = _choose(B, k, xmax, wmax)
         if chosen != mode:
             m, colsum, wmax, srow = _gemm_operand(B, q, chosen, transpose)
-        int8 = chosen == "int32" and wmax <= 127 and _code_dtype(B) is dt.int8
         xq = quantize_activation(B, x2, act)
-        if int8:
+        if B.dtype(m) is dt.int8:   # _gemm_operand stored int8 codes: both operands fit
             # both operands are int8 codes (an affine weight's code - zero point can leave
             # that range): the backend's int8 product, packed dot products on WGPU
             acc = B.int8_matmul(xq, m)
@@ -330,7 +317,6 @@ def qmatmul_core(B, x, q: QTensor, bias, act: ActQuant | None, transpose: bool, 
             acc = B.matmul(B.cast(xq, dt.float64), m)
         else:
             acc = B.matmul(xq, m)
-        # int32 and float64 accumulators go to float32 first, as before the fused rescale
         y = _rescale(B, acc, colsum, srow, act, bias)
         bias = None
         _record(op, f"int8-{chosen}", B)
@@ -373,8 +359,8 @@ def qconv2d(B, x, q: QTensor, bias, stride, padding, dilation, groups: int,
         w, wmax, srow = hit
         k = _prod(q.shape[1:])
         span = act.qmax - act.qmin
-        if (int_mode(B) == "int32" and wmax <= 127 and act.qmin >= -128 and act.qmax <= 127
-                and k * 255 * wmax < _I32_LIMIT):
+        # (ActQuant holds its codes in int8)
+        if int_mode(B) == "int32" and wmax <= 127 and k * 255 * wmax < _I32_LIMIT:
             # both operands are int8 codes (an affine weight's code - zero point can leave
             # that range) and int32 holds every partial sum: the backend's int8 product,
             # packed dot products on WGPU
@@ -423,7 +409,7 @@ def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, gr
     mats, colsum = _conv_int8_operand(B, q, w, groups)
     geometry = (H, W, tuple(stride), tuple(padding), tuple(dilation), groups)
     index = memo(q._cache.setdefault(("im2col",), {}), geometry,
-                 lambda: _im2col_index(B, q.shape, geometry), limit=8)
+                 lambda: _im2col_index(B, q.shape, geometry, Ho, Wo), limit=8)
     # integer codes before the im2col: int8_matmul would otherwise cast each group's rows,
     # kh*kw times the size of x (int32: a cast to it is ~3x faster than to int8 on PoCL, and
     # OpenCL's int8 kernel reads either; a fused program that casts runs one element per
@@ -442,14 +428,12 @@ def _conv_int8(B, x, q: QTensor, w, act: ActQuant, stride, padding, dilation, gr
     return B.permute(B.reshape(acc, (N, Ho, Wo, O)), (0, 3, 1, 2)), colsum
 
 
-def _im2col_index(B, wshape: tuple, geometry: tuple):
+def _im2col_index(B, wshape: tuple, geometry: tuple, Ho: int, Wo: int):
     """int64 index into an image flattened to (C*H*W + 1,) whose last slot is the padding:
     Ho*Wo*groups*Cg*kh*kw entries, ordered (ho, wo, g, c, i, j)."""
     import numpy as np
     H, W, (sh, sw), (ph, pw), (dh, dw), groups = geometry
     _, Cg, kh, kw = wshape
-    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     ho, wo, c, i, j = np.ix_(np.arange(Ho), np.arange(Wo), np.arange(groups * Cg),
                              np.arange(kh), np.arange(kw))
     h = ho * sh - ph + i * dh
